@@ -1,0 +1,1 @@
+"""Models behind one interface: token ids in, logits for every position out."""

@@ -1,0 +1,45 @@
+"""The one model interface every sampler and task talks to."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+@runtime_checkable
+class TextCodec(Protocol):
+    """The part of a tokenizer that nclb needs."""
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids for `text`, without special tokens."""
+        ...
+
+    def decode(self, ids: list[int]) -> str:
+        """Text for `ids`, special tokens dropped."""
+        ...
+
+
+class MaskedLM(Protocol):
+    """A masked diffusion LM: ids [B, N] in, logits [B, N, V] out, position i predicts token i.
+
+    Adapters hide the family quirks (Dream's shifted logits, LLaDA ignoring the attention mask).
+    `attention_mask` is a bool [B, N] tensor, True on real tokens, False on left padding.
+    """
+
+    mask_id: int
+    pad_id: int
+    eos_ids: tuple[int, ...]
+    codec: TextCodec
+    device: torch.device
+    vocab_size: int
+
+    def logits(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Float logits [B, N, V] for every position of `ids`."""
+        ...
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """Token ids of a user prompt as the model expects it (chat template for instruct models)."""
+        ...

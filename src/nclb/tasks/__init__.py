@@ -1,0 +1,1 @@
+"""Tasks: data + prompt + scorer."""

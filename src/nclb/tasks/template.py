@@ -1,0 +1,54 @@
+"""The reasoning-as-infilling layout: [prompt] [MASK]*R <delimiter> [MASK]*A."""
+
+from __future__ import annotations
+
+from nclb.models.base import MaskedLM
+from nclb.tasks.base import Canvas
+
+
+class TemplateError(ValueError):
+    """The template does not fit the generation region."""
+
+
+def plain_canvas(prompt: list[int], mask_id: int, gen_length: int) -> Canvas:
+    """A prompt followed by an all-mask region (the standard, prefix-only layout)."""
+    return Canvas(prompt=list(prompt), region=[mask_id] * gen_length, answer=None)
+
+
+def infilling_canvas(
+    prompt: list[int],
+    model: MaskedLM,
+    gen_length: int,
+    delimiter: str,
+    answer_length: int,
+    answer_text: str | None = None,
+    answer_pad: str | None = None,
+) -> Canvas:
+    """Reasoning budget R = gen_length - len(delimiter) - answer_length, then the delimiter, then
+    an answer block of `answer_length` positions.
+
+    With `answer_text` the answer block is pre-filled (posterior sampling, p(r | c, a)); the text
+    is padded to the block with `answer_pad` tokens (default: the model's first eos id).
+    """
+    delim = model.codec.encode(delimiter)
+    reasoning = gen_length - len(delim) - answer_length
+    if reasoning < 1 or answer_length < 1:
+        raise TemplateError(
+            f"gen_length={gen_length} leaves no room for a delimiter of {len(delim)} tokens and "
+            f"an answer block of {answer_length}; raise gen_length or lower answer_length"
+        )
+    if answer_text is None:
+        answer = [model.mask_id] * answer_length
+    else:
+        answer = model.codec.encode(answer_text)
+        if len(answer) > answer_length:
+            raise TemplateError(
+                f"answer {answer_text!r} is {len(answer)} tokens, the answer block holds "
+                f"{answer_length}; raise answer_length"
+            )
+        pad = model.codec.encode(answer_pad) if answer_pad else [model.eos_ids[0]]
+        while len(answer) < answer_length:
+            answer += pad[: answer_length - len(answer)]
+    region = [model.mask_id] * reasoning + delim + answer
+    start = reasoning + len(delim)
+    return Canvas(prompt=list(prompt), region=region, answer=(start, start + answer_length))
