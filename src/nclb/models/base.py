@@ -34,9 +34,7 @@ class MaskedLM(Protocol):
     device: torch.device
     vocab_size: int
 
-    def logits(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
-    ) -> torch.Tensor:
+    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Float logits [B, N, V] for every position of `ids`."""
         ...
 

@@ -1,0 +1,132 @@
+"""From a composed Hydra config to validated run settings; one-line errors for bad input."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nclb.errors import UserError
+from nclb.sampler import Decoder, SamplerConfig, build_decoder
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+GROUPS = ("model", "task", "decoder")
+SHORTHANDS = {"lam": "lam", "k": "k"}
+DEVICES = ("auto", "cpu", "cuda")
+
+
+def config_dir() -> Path:
+    """Where the Hydra configs live: $NCLB_CONFIG_DIR, else the repo's configs/."""
+    return Path(os.environ.get("NCLB_CONFIG_DIR", REPO_ROOT / "configs"))
+
+
+def group_options(group: str) -> list[str]:
+    """The option names of a config group (the YAML files in configs/<group>/)."""
+    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+
+
+@dataclass
+class RunSettings:
+    """Everything a run needs, validated."""
+
+    model: dict[str, Any]
+    task: dict[str, Any]
+    decoder: Decoder
+    decoder_cfg: dict[str, Any]
+    sampler: SamplerConfig
+    gen_length: int
+    limit: int | None
+    batch_size: int
+    seed: int
+    device: str
+    out_dir: Path
+    resume: bool
+    log_trajectory: bool
+
+
+def positive_int(key: str, value: Any, allow_none: bool = False) -> int | None:
+    """`value` as an int >= 1, or a UserError naming `key`."""
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        allowed = "an integer >= 1" + (" or null" if allow_none else "")
+        raise UserError(f"{key}={value!r} must be {allowed}")
+    return value
+
+
+def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str, Any]:
+    """The decoder group's parameters with the top-level shorthands (lam, k) applied."""
+    params = {key: val for key, val in cfg["decoder"].items() if key != "name"}
+    name = cfg["decoder"]["name"]
+    for short, key in SHORTHANDS.items():
+        if cfg.get(short) is None:
+            continue
+        if key not in params:
+            raise UserError(
+                f"{short}={cfg[short]} does not apply to decoder={name} "
+                f"(its keys: {sorted(params)}); pick a decoder that takes {short}"
+            )
+        params[key] = cfg[short]
+    if name == "llada":
+        blocks = -(-gen_length // block)
+        steps = params.pop("steps") or gen_length
+        if steps % blocks:
+            raise UserError(
+                f"decoder.steps={steps} must be a multiple of the number of blocks ({blocks} = "
+                f"gen_length {gen_length} / block {block})"
+            )
+        params["steps_per_block"] = steps // blocks
+    return params
+
+
+def resolve(cfg: dict[str, Any]) -> RunSettings:
+    """Validate a composed run config and apply the shorthands (lam, k, gamma, block, gen_length)."""
+    task = dict(cfg["task"])
+    gen_length = positive_int("gen_length", cfg.get("gen_length") or task.get("gen_length"))
+    block = positive_int("block", cfg.get("block") or task.get("block") or gen_length)
+    task["gen_length"], task["block"] = gen_length, block
+    params = decoder_params(cfg, gen_length, block)
+    try:
+        decoder = build_decoder(cfg["decoder"]["name"], **params)
+    except TypeError as err:
+        raise UserError(f"decoder={cfg['decoder']['name']}: {err}") from None
+    sampler = SamplerConfig(
+        block=block,
+        temperature=float(cfg.get("temperature") or 0.0),
+        gamma=cfg.get("gamma"),
+        exit_stat=cfg.get("exit_stat", "mean"),
+        stop_on_eos=bool(cfg.get("stop_on_eos", False)),
+    )
+    if sampler.gamma is not None and not task.get("answer_length"):
+        raise UserError(
+            f"gamma={sampler.gamma} needs an answer block, and task={task['name']} has none; "
+            "set gamma=null or use a task with the reasoning-as-infilling template"
+        )
+    device = str(cfg.get("device", "auto"))
+    if device.split(":")[0] not in DEVICES:
+        raise UserError(f"device={device!r} must be one of auto, cpu, cuda, cuda:N")
+    if device.startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise UserError(
+                f"device={device} requested but no CUDA GPU is visible; use device=cpu or device=auto"
+            )
+    model = dict(cfg["model"])
+    model["device"] = device if device != "auto" else model.get("device", "auto")
+    return RunSettings(
+        model=model,
+        task=task,
+        decoder=decoder,
+        decoder_cfg={"name": cfg["decoder"]["name"], **params},
+        sampler=sampler,
+        gen_length=gen_length,
+        limit=positive_int("limit", cfg.get("limit"), allow_none=True),
+        batch_size=positive_int("batch_size", cfg.get("batch_size", 1)),
+        seed=int(cfg.get("seed", 0)),
+        device=device,
+        out_dir=Path(cfg.get("out_dir", "outputs/runs")),
+        resume=bool(cfg.get("resume", True)),
+        log_trajectory=bool(cfg.get("log_trajectory", False)),
+    )

@@ -1,0 +1,107 @@
+"""Run folders: per-example records appended as they finish, summaries written atomically."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+from pathlib import Path
+from typing import Any
+
+from nclb.config import REPO_ROOT
+
+RECORDS = "records.jsonl"
+SUMMARY = "summary.json"
+# Model keys that do not change what a run computes.
+MODEL_NOT_IDENTITY = ("device",)
+
+
+def run_identity(
+    model: dict[str, Any],
+    task: dict[str, Any],
+    decoder: dict[str, Any],
+    sampler: dict[str, Any],
+    seed: int,
+) -> dict[str, Any]:
+    """The resolved settings that determine a run's outputs (limit, batch size, device and
+    output paths are left out, so a run can be extended or resumed under other values)."""
+    model = {k: v for k, v in model.items() if k not in MODEL_NOT_IDENTITY}
+    return {"model": model, "task": task, "decoder": decoder, "sampler": sampler, "seed": seed}
+
+
+def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
+    """<out_dir>/<model>/<task>/<decoder>-<hash of the identity>: one folder per distinct run."""
+    blob = json.dumps(identity, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
+    names = identity["model"]["name"], identity["task"]["name"], identity["decoder"]["name"]
+    return out_dir / names[0] / names[1] / f"{names[2]}-{digest}"
+
+
+def read_records(path: Path) -> list[dict[str, Any]]:
+    """The complete records in `path`; a torn last line (killed mid-write) is cut off the file."""
+    if not path.exists():
+        return []
+    records, good = [], 0
+    with path.open("rb") as f:
+        for line in f:
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+            if not line.endswith(b"\n"):
+                records.pop()
+                break
+            good += len(line)
+    if good != path.stat().st_size:
+        with path.open("r+b") as f:
+            f.truncate(good)
+    return records
+
+
+class RecordWriter:
+    """Appends one JSON line per example and flushes it to disk at once."""
+
+    def __init__(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.file = path.open("a", encoding="utf-8")
+
+    def write(self, record: dict[str, Any]) -> None:
+        """Append and fsync one record."""
+        self.file.write(json.dumps(record, ensure_ascii=False) + "\n")
+        self.file.flush()
+        os.fsync(self.file.fileno())
+
+    def close(self) -> None:
+        """Close the file."""
+        self.file.close()
+
+
+def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
+    """Write JSON to a temp file beside `path`, then rename it over `path`."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False, default=str) + "\n")
+    os.replace(tmp, path)
+
+
+def git_revision() -> str:
+    """The repo's commit, with '-dirty' when the tree has changes; 'unknown' outside git."""
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short=12", "HEAD"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=REPO_ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return rev + ("-dirty" if dirty else "")

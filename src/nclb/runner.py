@@ -1,0 +1,155 @@
+"""`nclb run`: decode a task's examples with one model and decoder, log records and a summary."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from nclb.config import RunSettings, resolve
+from nclb.models.base import MaskedLM
+from nclb.models.registry import build_model
+from nclb.runlog import (
+    RECORDS,
+    SUMMARY,
+    RecordWriter,
+    git_revision,
+    read_records,
+    run_dir,
+    run_identity,
+    write_json_atomic,
+)
+from nclb.sampler import Generation, generate
+from nclb.tasks.base import Canvas, Example, Task
+from nclb.tasks.registry import build_task
+
+
+def batches(items: list[tuple[Example, Canvas]], size: int, same_prompt_length: bool):
+    """Consecutive batches of at most `size`; grouped by prompt length when the model cannot pad."""
+    if not same_prompt_length:
+        for i in range(0, len(items), size):
+            yield items[i : i + size]
+        return
+    groups: dict[int, list[tuple[Example, Canvas]]] = {}
+    for item in items:
+        groups.setdefault(len(item[1].prompt), []).append(item)
+    for group in groups.values():
+        yield from batches(group, size, False)
+
+
+def make_record(
+    ex: Example,
+    canvas: Canvas,
+    gen: Generation,
+    task: Task,
+    model: MaskedLM,
+    seconds: float,
+    trajectory: bool,
+) -> dict[str, Any]:
+    """The per-example log line: prompt, output, answer, correctness, NFE, tokens, time."""
+    text = model.codec.decode(gen.region)
+    answer = None
+    if canvas.answer is not None:
+        answer = model.codec.decode(gen.region[canvas.answer[0] : canvas.answer[1]])
+    score = task.score(ex, text, answer)
+    committed = sum(len(s.positions) for s in gen.steps)
+    record = {
+        "id": ex.id,
+        "prompt": ex.prompt,
+        "output": text,
+        "answer_text": answer,
+        "prediction": score.prediction,
+        "gold": ex.gold if isinstance(ex.gold, str | int | float | bool | None) else str(ex.gold),
+        "correct": bool(score.correct),
+        "nfe": gen.nfe,
+        "gen_tokens": committed,
+        "seconds": seconds,
+        "exit_step": gen.exit_step,
+    }
+    if score.detail:
+        record["detail"] = score.detail
+    if trajectory:
+        record["trajectory"] = [asdict(s) for s in gen.steps]
+    return record
+
+
+def summarize(
+    records: list[dict[str, Any]], new: int, wall: float, cfg: dict[str, Any], folder: Path
+) -> dict:
+    """Accuracy, mean NFE, tokens per NFE, exit rate, examples/s (of the `new` examples decoded
+    in `wall` seconds), the config and the git revision."""
+    n = len(records)
+    nfe = sum(r["nfe"] for r in records)
+    return {
+        "n": n,
+        "accuracy": sum(r["correct"] for r in records) / n if n else None,
+        "mean_nfe": nfe / n if n else None,
+        "mean_gen_tokens": sum(r["gen_tokens"] for r in records) / n if n else None,
+        "tokens_per_nfe": sum(r["gen_tokens"] for r in records) / nfe if nfe else None,
+        "exit_rate": sum(r["exit_step"] is not None for r in records) / n if n else None,
+        "examples_per_s": new / wall if new and wall > 0 else None,
+        "seconds": wall,
+        "run_dir": str(folder),
+        "git": git_revision(),
+        "config": cfg,
+    }
+
+
+def describe(s: RunSettings) -> str:
+    """A short human label of the decoder settings."""
+    params = " ".join(f"{k}={v}" for k, v in s.decoder_cfg.items() if k != "name")
+    exit_ = f" gamma={s.sampler.gamma}" if s.sampler.gamma is not None else ""
+    return f"{s.decoder_cfg['name']} {params} block={s.sampler.block}{exit_}".strip()
+
+
+def run(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run one configuration end to end and return its summary (also written to summary.json)."""
+    s = resolve(cfg)
+    task = build_task(s.task)
+    examples = task.examples(s.limit)
+    model = build_model(s.model, task, examples, s.gen_length)
+    identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    folder = run_dir(s.out_dir, identity)
+    done = read_records(folder / RECORDS) if s.resume else []
+    if not s.resume and (folder / RECORDS).exists():
+        (folder / RECORDS).unlink()
+    finished = {r["id"] for r in done}
+    todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
+    generator = torch.Generator().manual_seed(s.seed)
+    writer = RecordWriter(folder / RECORDS)
+    start = time.perf_counter()
+    new: list[dict[str, Any]] = []
+    same_length = not getattr(model, "supports_padding", True)
+    try:
+        with tqdm(total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex") as bar:
+            for batch in batches(todo, s.batch_size, same_length):
+                t0 = time.perf_counter()
+                gens = generate(model, [c for _, c in batch], s.decoder, s.sampler, generator)
+                each = (time.perf_counter() - t0) / len(batch)
+                for (ex, canvas), gen in zip(batch, gens, strict=True):
+                    record = make_record(ex, canvas, gen, task, model, each, s.log_trajectory)
+                    writer.write(record)
+                    new.append(record)
+                bar.update(len(batch))
+                acc = sum(r["correct"] for r in done + new) / len(done + new)
+                bar.set_postfix(acc=f"{acc:.3f}")
+    finally:
+        writer.close()
+    wanted = {ex.id for ex in examples}
+    records = [r for r in done + new if r["id"] in wanted]
+    summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
+    summary["label"] = describe(s)
+    summary["identity"] = identity
+    write_json_atomic(folder / SUMMARY, summary)
+    acc = summary["accuracy"]
+    print(
+        f"{s.model['name']} | {task.name} | {describe(s)} | n={summary['n']} "
+        f"acc={acc:.3f} nfe={summary['mean_nfe']:.1f} -> {folder}"
+        if summary["n"]
+        else f"no examples to run -> {folder}"
+    )
+    return summary

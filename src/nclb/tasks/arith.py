@@ -1,0 +1,218 @@
+"""Multi-step arithmetic with a chain-of-thought, laid out as reasoning-as-infilling.
+
+Problem: a start value and a chain of `+`/`-` steps, e.g. prompt "23+45-17=?".
+Region: the scratchpad (one equation per step, `;`-terminated, padded with eos), the delimiter,
+then the answer block. Every intermediate value stays within [value_min, value_max], so the answer
+is correct by construction. With `reverse_digits` the scratchpad writes every number least
+significant digit first ("23+45=68" becomes "32+54=86"), which makes carries local and left-to-right;
+the prompt and the answer block always use ordinary digit order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import random
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from nclb.models.base import MaskedLM
+from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.template import TemplateError, infilling_canvas
+
+_STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
+_NUMBER = re.compile(r"-?\d+")
+
+
+@dataclass
+class ArithTask:
+    """Seeded arithmetic chains; the held-out test set is `generate(n_test, seed)`."""
+
+    name: str = "arith"
+    gen_length: int = 48
+    block: int = 8
+    answer_length: int = 4
+    n_test: int = 500
+    seed: int = 1234
+    delimiter: str = "The answer is: "
+    value_min: int = 10
+    value_max: int = 99
+    operand_min: int = 10
+    operand_max: int = 99
+    min_steps: int = 2
+    max_steps: int = 3
+    reverse_digits: bool = True
+
+    @classmethod
+    def from_config(cls, cfg: dict) -> ArithTask:
+        """Build from the task YAML (as a dict); unknown keys are an error."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(cfg) - known
+        if unknown:
+            raise ValueError(f"unknown arith task keys {sorted(unknown)}; known: {sorted(known)}")
+        return cls(**dict(cfg))
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.value_min <= self.value_max:
+            raise ValueError(
+                "values must have at least two digits: need 10 <= value_min <= value_max"
+            )
+        if not 1 <= self.operand_min <= self.operand_max:
+            raise ValueError("need 1 <= operand_min <= operand_max")
+        if not 1 <= self.min_steps <= self.max_steps:
+            raise ValueError("need 1 <= min_steps <= max_steps")
+        self._test: list[Example] | None = None
+
+    # ---- data -------------------------------------------------------------------------------
+
+    def _num(self, value: int) -> str:
+        """A number as written in the scratchpad."""
+        return str(value)[::-1] if self.reverse_digits else str(value)
+
+    def _sample(self, rng: random.Random) -> tuple[int, list[tuple[str, int]]]:
+        """One chain whose running values all stay in [value_min, value_max]."""
+        while True:
+            value = start = rng.randint(self.value_min, self.value_max)
+            steps: list[tuple[str, int]] = []
+            for _ in range(rng.randint(self.min_steps, self.max_steps)):
+                room = {"+": self.value_max - value, "-": value - self.value_min}
+                ops = [op for op in "+-" if min(self.operand_max, room[op]) >= self.operand_min]
+                if not ops:
+                    break
+                op = rng.choice(ops)
+                operand = rng.randint(self.operand_min, min(self.operand_max, room[op]))
+                value = value + operand if op == "+" else value - operand
+                steps.append((op, operand))
+            else:
+                return start, steps
+
+    def make_example(self, start: int, steps: list[tuple[str, int]], id: str) -> Example:
+        """The example for a given chain, with its scratchpad trace and answer."""
+        value, trace = start, []
+        for op, operand in steps:
+            result = value + operand if op == "+" else value - operand
+            trace.append(f"{self._num(value)}{op}{self._num(operand)}={self._num(result)};")
+            value = result
+        prompt = str(start) + "".join(f"{op}{operand}" for op, operand in steps) + "=?"
+        meta = {"start": start, "steps": [list(s) for s in steps], "trace": "".join(trace)}
+        return Example(id=id, prompt=prompt, gold=value, meta=meta)
+
+    def generate(self, n: int, seed: int, exclude: set[str] | None = None) -> list[Example]:
+        """`n` distinct examples from `seed` (deterministic), skipping prompts in `exclude`."""
+        rng, seen, out = random.Random(seed), set(exclude or ()), []
+        while len(out) < n:
+            start, steps = self._sample(rng)
+            ex = self.make_example(start, steps, id=f"{self.name}-{seed}-{len(out)}")
+            if ex.prompt not in seen:
+                seen.add(ex.prompt)
+                out.append(ex)
+        return out
+
+    def examples(self, limit: int | None = None) -> list[Example]:
+        """The fixed held-out test set (first `limit` items)."""
+        if self._test is None:
+            self._test = self.generate(self.n_test, self.seed)
+        return self._test[:limit]
+
+    def train_stream(self, seed: int) -> Iterator[Example]:
+        """Endless training examples from `seed` (must differ from the test seed), test items excluded."""
+        if seed == self.seed:
+            raise ValueError("the training seed must differ from the test seed")
+        test = {ex.prompt for ex in self.examples()}
+        rng = random.Random(seed)
+        while True:
+            start, steps = self._sample(rng)
+            ex = self.make_example(start, steps, id="train")
+            if ex.prompt not in test:
+                yield ex
+
+    # ---- layout -----------------------------------------------------------------------------
+
+    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+        """[prompt] [MASK]*R <delimiter> [MASK]*answer_length."""
+        return infilling_canvas(
+            model.prompt_ids(example.prompt), model, gen_length, self.delimiter, self.answer_length
+        )
+
+    def gold_region(self, example: Example, model: MaskedLM, gen_length: int) -> list[int]:
+        """The filled region: scratchpad padded with eos, delimiter, answer padded with eos."""
+        canvas = infilling_canvas(
+            [], model, gen_length, self.delimiter, self.answer_length, answer_text=str(example.gold)
+        )
+        trace = model.codec.encode(example.meta["trace"])
+        reasoning = canvas.answer[0] - len(model.codec.encode(self.delimiter))
+        if len(trace) > reasoning:
+            raise TemplateError(
+                f"trace of {len(trace)} tokens exceeds the reasoning budget {reasoning}; "
+                "raise gen_length"
+            )
+        pad = [model.eos_ids[0]] * (reasoning - len(trace))
+        return trace + pad + canvas.region[reasoning:]
+
+    # ---- scoring ----------------------------------------------------------------------------
+
+    def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
+        """Exact integer match on the answer block (else the last number of the region)."""
+        prediction = _first_int(answer_text) if answer_text is not None else None
+        source = "answer"
+        if prediction is None:
+            prediction, source = self._region_answer(region_text), "region"
+        correct = prediction is not None and prediction == example.gold
+        return Score(
+            prediction="" if prediction is None else str(prediction),
+            correct=correct,
+            detail={"source": source, "trace_ok": self.check_trace(region_text, example.prompt)},
+        )
+
+    def _region_answer(self, region_text: str) -> int | None:
+        """Last number after the delimiter, else the last scratchpad result."""
+        if self.delimiter in region_text:
+            numbers = _NUMBER.findall(region_text.split(self.delimiter, 1)[1])
+            if numbers:
+                return int(numbers[-1])
+        results = re.findall(r"=(\d+)", region_text.split(self.delimiter, 1)[0])
+        return int(self._read(results[-1])) if results else None
+
+    def _read(self, text: str) -> str:
+        """Undo the scratchpad digit order."""
+        return text[::-1] if self.reverse_digits else text
+
+    def check_trace(self, text: str, prompt: str | None = None) -> bool:
+        """Recompute every step of a scratchpad (the text before the delimiter).
+
+        Each step must be `a<op>b=c;` with c = a op b, each step must start from the previous
+        result, and with `prompt` the steps must be exactly the problem's operations.
+        """
+        body = text.split(self.delimiter, 1)[0].strip()
+        parts = body.split(";")
+        if len(parts) < 2 or parts[-1].strip():
+            return False
+        steps, previous = [], None
+        for part in parts[:-1]:
+            m = _STEP.match(part)
+            if m is None:
+                return False
+            a, op, b, c = (
+                int(self._read(m[1])),
+                m[2],
+                int(self._read(m[3])),
+                int(self._read(m[4])),
+            )
+            if (a + b if op == "+" else a - b) != c or (previous is not None and a != previous):
+                return False
+            steps.append((a, op, b))
+            previous = c
+        if prompt is None:
+            return True
+        expected = re.findall(r"([+-])(\d+)", prompt)
+        start = re.match(r"\d+", prompt)
+        return (
+            start is not None
+            and steps[0][0] == int(start[0])
+            and [(op, int(b)) for op, b in expected] == [(op, b) for _, op, b in steps]
+        )
+
+
+def _first_int(text: str) -> int | None:
+    m = _NUMBER.search(text)
+    return int(m[0]) if m else None

@@ -1,0 +1,93 @@
+"""Where evaluation data comes from: a local data dir first, then the HF hub, else a clear error.
+
+Resolution order for a file `rel` (e.g. "gsm8k/test.jsonl"):
+1. the task's `data_dir` config value (the YAML default reads NCLB_DATA_DIR);
+2. when that is null: $NCLB_DATA_DIR, then `../shared/data` next to the repo root, where it exists;
+3. the Hugging Face hub through `datasets`, when the task names a hub copy and the hub is reachable;
+4. otherwise `DataError`, whose one-line message says what to set.
+An explicit `data_dir` that lacks the file is an error (no silent fall-back to the hub).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import socket
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+ENV_VAR = "NCLB_DATA_DIR"
+HUB_HOST = ("huggingface.co", 443)
+
+
+class DataError(ValueError):
+    """Evaluation data could not be found; the message says what to set."""
+
+
+@dataclass(frozen=True)
+class HubSource:
+    """A hub copy of a file: `datasets.load_dataset(path, name, split=split)`."""
+
+    path: str
+    split: str
+    name: str | None = None
+
+
+def repo_root() -> Path:
+    """The repository root (src/nclb/tasks/data.py -> three levels up from `src`)."""
+    return Path(__file__).resolve().parents[3]
+
+
+def default_data_dir() -> Path | None:
+    """$NCLB_DATA_DIR, else ../shared/data beside the repo root, if it exists."""
+    env = os.environ.get(ENV_VAR)
+    if env:
+        return Path(env).expanduser()
+    shared = repo_root().parent / "shared" / "data"
+    return shared if shared.is_dir() else None
+
+
+def hub_online(timeout: float = 1.5) -> bool:
+    """False when HF_HUB_OFFLINE / HF_DATASETS_OFFLINE is set or the hub is unreachable (fast)."""
+    for var in ("HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):
+        if os.environ.get(var, "").strip().lower() in {"1", "true", "yes", "on"}:
+            return False
+    try:
+        with socket.create_connection(HUB_HOST, timeout=timeout):
+            return True
+    except OSError:
+        return False
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    """Rows of a .jsonl or .csv file as dicts."""
+    if path.suffix == ".csv":
+        with path.open(newline="", encoding="utf-8") as f:
+            return list(csv.DictReader(f))
+    with path.open(encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def load_rows(rel: str, data_dir: str | Path | None, hub: HubSource | None = None) -> list[dict]:
+    """Rows of data file `rel`, resolved as described in the module docstring."""
+    if data_dir not in (None, ""):
+        path = Path(data_dir).expanduser() / rel
+        if not path.is_file():
+            raise DataError(
+                f"{path} not found; point data_dir=... (or {ENV_VAR}) at a folder with {rel}"
+            )
+        return read_rows(path)
+    base = default_data_dir()
+    if base is not None and (base / rel).is_file():
+        return read_rows(base / rel)
+    if hub is not None and hub_online():
+        import datasets
+
+        return [dict(row) for row in datasets.load_dataset(hub.path, hub.name, split=hub.split)]
+    looked = f" (looked in {base})" if base is not None else ""
+    raise DataError(
+        f"no local copy of {rel}{looked} and the HF hub is not reachable; "
+        f"set {ENV_VAR}=/path/to/data or data_dir=/path/to/data"
+    )
