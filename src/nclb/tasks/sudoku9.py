@@ -112,21 +112,6 @@ def is_valid_solution(grid: str, puzzle: str) -> bool:
     )
 
 
-def transform(grid: str, rng: random.Random) -> str:
-    """A random validity-preserving relabelling of a full grid (digits, rows within bands,
-    bands, columns within stacks, stacks, transpose)."""
-    digits = rng.sample("123456789", 9)
-    rows = [b * 3 + r for b in rng.sample(range(3), 3) for r in rng.sample(range(3), 3)]
-    cols = [s * 3 + c for s in rng.sample(range(3), 3) for c in rng.sample(range(3), 3)]
-    flip = rng.random() < 0.5
-    out = []
-    for r in rows:
-        for c in cols:
-            v = grid[c * 9 + r] if flip else grid[r * 9 + c]
-            out.append(digits[int(v) - 1])
-    return "".join(out)
-
-
 @functools.lru_cache(maxsize=4)
 def _puzzles(n: int, seed: int, min_blanks: int, max_blanks: int) -> tuple[tuple[str, str], ...]:
     """`n` deterministic (puzzle, solution) pairs with distinct solutions."""
@@ -152,7 +137,6 @@ class Sudoku9Task:
     min_blanks: int = 30
     max_blanks: int = 55
     marker: str = "Sudoku:"
-    train_pool: int = 2000
 
     @classmethod
     def from_config(cls, cfg: dict) -> Sudoku9Task:
@@ -182,16 +166,14 @@ class Sudoku9Task:
     def train_stream(self, seed: int) -> Iterator[Example]:
         """Endless training items: random full grids (all cells blank), test solutions excluded.
 
-        A pool of `train_pool` searched grids is re-labelled on the fly with `transform`; the
-        trainer masks cells at random, so it needs solutions, not carved puzzles.
+        The trainer masks cells at random, so it needs solutions, not carved puzzles.
         """
         if seed == self.seed:
             raise ValueError("the training seed must differ from the test seed")
         test = {ex.gold for ex in self.examples()}
         rng = random.Random(seed)
-        pool = [random_solution(rng) for _ in range(self.train_pool)]
         while True:
-            grid = transform(rng.choice(pool), rng)
+            grid = random_solution(rng)
             if grid not in test:
                 yield self._example("0" * CELLS, grid, "train")
 

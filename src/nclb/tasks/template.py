@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas
 
 
-class TemplateError(ValueError):
+class TemplateError(UserError):
     """The template does not fit the generation region."""
 
 

@@ -1,0 +1,112 @@
+"""GSM8k (Cobbe et al. 2021): grade-school word problems with a numeric answer."""
+
+from __future__ import annotations
+
+import re
+from fractions import Fraction
+from typing import Any
+
+from nclb.models.base import MaskedLM
+from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.data import HubSource, load_rows
+from nclb.tasks.extract import STRICT_RULES, numeric_answer, parse_number
+from nclb.tasks.template import infilling_canvas, plain_canvas
+
+DELIMITER = "The answer is \\boxed{"
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+_CALC = re.compile(r"<<[^>]*>>")
+_CONFIG_KEYS = (
+    "data_dir", "split", "template", "answer_length", "n_shot", "instruction", "delimiter", "extract"
+)
+
+
+def split_solution(answer: str) -> tuple[str, str]:
+    """(worked solution without `<<calc>>` notes, final answer) of a GSM8k `answer` field."""
+    steps, _, final = answer.rpartition("####")
+    return _CALC.sub("", steps).strip(), final.strip()
+
+
+def format_number(value: Fraction | None) -> str:
+    """A Fraction as the shortest plain decimal text ("18", "2.5"); "" for None."""
+    if value is None:
+        return ""
+    if value.denominator == 1:
+        return str(value.numerator)
+    return f"{float(value):.10g}"
+
+
+class GSM8kTask:
+    """GSM8k test set; infilling template `... The answer is \\boxed{` + answer block, or plain."""
+
+    name = "gsm8k"
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        split: str = "test",
+        template: str = "infilling",
+        answer_length: int = 10,
+        n_shot: int = 0,
+        instruction: str = INSTRUCTION,
+        delimiter: str = DELIMITER,
+        extract: str = "flexible",
+    ) -> None:
+        if template not in ("infilling", "plain"):
+            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+        if extract not in ("flexible", "strict"):
+            raise ValueError(f"extract must be 'flexible' or 'strict', got {extract!r}")
+        self.data_dir, self.split, self.template = data_dir, split, template
+        self.answer_length, self.n_shot = answer_length, n_shot
+        self.instruction, self.delimiter, self.extract = instruction, delimiter, extract
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> GSM8kTask:
+        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+
+    def _rows(self, split: str) -> list[dict]:
+        return load_rows(f"gsm8k/{split}.jsonl", self.data_dir, HubSource("openai/gsm8k", split, "main"))
+
+    def _shots(self) -> str:
+        if self.n_shot <= 0:
+            return ""
+        blocks = []
+        for row in self._rows("train")[: self.n_shot]:
+            steps, final = split_solution(row["answer"])
+            blocks.append(f"Question: {row['question']}\nAnswer: {steps} {self.delimiter}{final}}}.\n\n")
+        return f"{self.instruction}\n\n" + "".join(blocks)
+
+    def examples(self, limit: int | None = None) -> list[Example]:
+        """Test problems in file order; few-shot examples (n_shot) are the first train rows."""
+        shots = self._shots()
+        out = []
+        for i, row in enumerate(self._rows(self.split)[:limit]):
+            steps, final = split_solution(row["answer"])
+            if shots:
+                prompt = f"{shots}Question: {row['question']}\nAnswer:"
+            else:
+                prompt = f"{row['question']}\n{self.instruction}"
+            out.append(Example(f"gsm8k-{self.split}-{i}", prompt, final, {"solution": steps}))
+        return out
+
+    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+        """Prompt ids (chat template) and the region for the configured template."""
+        prompt = model.prompt_ids(example.prompt)
+        if self.template == "plain":
+            return plain_canvas(prompt, model.mask_id, gen_length)
+        return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
+
+    def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
+        """Numeric match of the extracted answer with the gold number."""
+        value, rule = numeric_answer(region_text, answer_text)
+        hit = value is not None and value == parse_number(example.gold)
+        strict = hit and rule in STRICT_RULES
+        correct = strict if self.extract == "strict" else hit
+        return Score(format_number(value), correct, {"rule": rule, "strict_correct": strict})
+
+    def reference_output(self, example: Example) -> tuple[str, str | None]:
+        """The gold solution in this task's output format: (reasoning, answer block or None)."""
+        steps = example.meta["solution"]
+        if self.template == "plain":
+            return f"{steps} {self.delimiter}{example.gold}}}.", None
+        return steps, f"{example.gold}}}."

@@ -1,0 +1,107 @@
+"""MATH (Hendrycks et al. 2021): MATH500 by default, the full 5000-problem test set on request.
+
+Named `mathtask` so that it never shadows the standard library's `math`.
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from typing import Any
+
+from nclb.models.base import MaskedLM
+from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.data import HubSource, load_rows
+from nclb.tasks.extract import math_answer_text
+from nclb.tasks.template import infilling_canvas, plain_canvas
+
+DELIMITER = "The answer is \\boxed{"
+INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+SUBSETS = {
+    "math500": ("math/math500.jsonl", HubSource("HuggingFaceH4/MATH-500", "test")),
+    "full": ("math/test.jsonl", None),
+}
+_CONFIG_KEYS = ("data_dir", "subset", "template", "answer_length", "instruction", "delimiter")
+_TEXT = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
+_DROP = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "$", " ", "^\\circ", "^{\\circ}")
+
+
+def normalize(answer: str) -> str:
+    """A light canonical form for string comparison (spacing, \\left/\\right, \\dfrac, \\text)."""
+    s = _TEXT.sub(r"\1", answer)
+    for token in _DROP:
+        s = s.replace(token, "")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    return s.rstrip(".")
+
+
+def math_equal(prediction: str, gold: str) -> bool:
+    """Equal after `normalize`, or equivalent for math-verify (timeouts only in the main thread)."""
+    if normalize(prediction) == normalize(gold):
+        return True
+    from math_verify import parse, verify
+
+    timeout = 5 if threading.current_thread() is threading.main_thread() else None
+    try:
+        gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
+        pred_parsed = parse(f"\\boxed{{{prediction}}}", parsing_timeout=timeout)
+        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
+    except Exception:  # math-verify raises on odd LaTeX and timeouts; that counts as no match
+        return False
+
+
+class MathTask:
+    """MATH problems; infilling template `... The answer is \\boxed{` + answer block, or plain."""
+
+    name = "math"
+
+    def __init__(
+        self,
+        data_dir: str | None = None,
+        subset: str = "math500",
+        template: str = "infilling",
+        answer_length: int = 10,
+        instruction: str = INSTRUCTION,
+        delimiter: str = DELIMITER,
+    ) -> None:
+        if subset not in SUBSETS:
+            raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
+        if template not in ("infilling", "plain"):
+            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+        self.data_dir, self.subset, self.template = data_dir, subset, template
+        self.answer_length, self.instruction, self.delimiter = answer_length, instruction, delimiter
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> MathTask:
+        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+
+    def examples(self, limit: int | None = None) -> list[Example]:
+        """Problems in file order, zero-shot, with the boxed-answer instruction."""
+        rel, hub = SUBSETS[self.subset]
+        out = []
+        for i, row in enumerate(load_rows(rel, self.data_dir, hub)[:limit]):
+            meta = {k: row.get(k) for k in ("solution", "subject", "level", "unique_id")}
+            prompt = f"{row['problem']}\n{self.instruction}"
+            out.append(Example(row.get("unique_id") or f"math-{i}", prompt, row["answer"], meta))
+        return out
+
+    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+        """Prompt ids (chat template) and the region for the configured template."""
+        prompt = model.prompt_ids(example.prompt)
+        if self.template == "plain":
+            return plain_canvas(prompt, model.mask_id, gen_length)
+        return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
+
+    def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
+        """Symbolic match (normalised string, then math-verify) of the extracted answer."""
+        prediction, rule = math_answer_text(region_text, answer_text)
+        correct = prediction is not None and math_equal(prediction, example.gold)
+        return Score(prediction or "", correct, {"rule": rule})
+
+    def reference_output(self, example: Example) -> tuple[str, str | None]:
+        """The gold solution in this task's output format: (reasoning, answer block or None)."""
+        solution = example.meta["solution"]
+        if self.template == "plain":
+            return f"{solution}\n{self.delimiter}{example.gold}}}.", None
+        return solution, f"{example.gold}}}."

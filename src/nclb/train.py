@@ -1,0 +1,236 @@
+"""Train the embedded tiny MDLM on a synthetic task (`nclb train`).
+
+Objective (masked diffusion): per sequence a mask ratio t ~ U(0, 1), stratified over the batch;
+every maskable region position (one the sampler would have to fill) is masked with probability t;
+cross-entropy on the masked positions weighted by 1/t, summed and divided by the number of
+maskable positions. The prompt and pre-filled region tokens (delimiter) are never masked.
+AdamW, linear warmup then cosine decay, gradient clipping. The run folder holds the latest
+Hugging Face checkpoint (`hf/`), the resumable state (`state.pt`) and `metrics.jsonl`.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from omegaconf import DictConfig, OmegaConf
+from tqdm import tqdm
+
+from nclb.errors import UserError
+from nclb.models.base import MaskedLM
+from nclb.models.hf import HFCodec
+from nclb.sampler import SamplerConfig, build_decoder, generate
+from nclb.tasks.arith import ArithTask
+from nclb.tasks.base import Example
+from nclb.tasks.sudoku9 import Sudoku9Task
+from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
+from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
+from nclb.tiny.tokenizer import build_tokenizer
+
+TRAINABLE = {"arith": ArithTask, "sudoku9": Sudoku9Task}
+
+
+class _TinyLM:
+    """A MaskedLM view of a tiny model in training (prompts are plain text, no chat template)."""
+
+    def __init__(self, model: NclbTinyForMaskedLM, tokenizer) -> None:
+        self.model = model
+        self.codec = HFCodec(tokenizer)
+        self.mask_id = tokenizer.mask_token_id
+        self.pad_id = tokenizer.pad_token_id
+        self.eos_ids = (tokenizer.eos_token_id,)
+        self.vocab_size = model.config.vocab_size
+        self.device = torch.device("cpu")
+
+    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
+        """Unshifted logits [B, N, V]."""
+        return self.model(ids, attention_mask=attention_mask).logits
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """The prompt's character ids."""
+        return self.codec.encode(text)
+
+
+def build_trainable_task(cfg: dict) -> ArithTask | Sudoku9Task:
+    """The synthetic task named by cfg['name'] (only these have training streams)."""
+    name = cfg.get("name")
+    if name not in TRAINABLE:
+        raise UserError(f"task={name!r} cannot be trained on; choose one of {sorted(TRAINABLE)}")
+    return TRAINABLE[name].from_config(cfg)
+
+
+def make_batch(
+    task, lm: MaskedLM, examples: list[Example], gen_length: int
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Left-padded gold sequences [B, N], attention mask [B, N] and maskable positions [B, N]."""
+    rows = []
+    for ex in examples:
+        canvas = task.canvas(ex, lm, gen_length)
+        gold = task.gold_region(ex, lm, gen_length)
+        rows.append((canvas.prompt, gold, [r == lm.mask_id for r in canvas.region]))
+    width = max(len(p) for p, _, _ in rows)
+    ids, attn, maskable = [], [], []
+    for prompt, gold, can in rows:
+        pad = width - len(prompt)
+        ids.append([lm.pad_id] * pad + prompt + gold)
+        attn.append([False] * pad + [True] * (len(prompt) + gen_length))
+        maskable.append([False] * (pad + len(prompt)) + can)
+    as_tensor = torch.tensor
+    return as_tensor(ids), as_tensor(attn), as_tensor(maskable)
+
+
+def mdlm_loss(
+    model: NclbTinyForMaskedLM,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    maskable: torch.Tensor,
+    mask_id: int,
+    eps: float,
+    gen: torch.Generator | None = None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The 1/t-weighted masked cross-entropy, and the masked-token accuracy of the batch."""
+    b = ids.shape[0]
+    u = (torch.arange(b) + torch.rand(b, generator=gen)) / b
+    t = eps + (1 - eps) * u[torch.randperm(b, generator=gen)]
+    masked = (torch.rand(ids.shape, generator=gen) < t[:, None]) & maskable
+    logits = model(ids.masked_fill(masked, mask_id), attention_mask=attn).logits
+    ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
+    weights = (1.0 / t)[:, None].expand_as(ids)[masked]
+    loss = (ce * weights).sum() / maskable.sum().clamp(min=1)
+    acc = (logits[masked].argmax(-1) == ids[masked]).float().mean()
+    return loss, acc
+
+
+def lr_factor(progress: float, warmup_frac: float, min_ratio: float) -> float:
+    """Linear warmup over the first `warmup_frac` of training, then cosine down to `min_ratio`."""
+    if progress < warmup_frac:
+        return progress / warmup_frac
+    done = min(1.0, (progress - warmup_frac) / max(1e-9, 1 - warmup_frac))
+    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
+
+
+@torch.no_grad()
+def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
+    """Held-out masked-token accuracy (fixed masks at t=0.5) and greedy exact-match accuracy
+    (k=1 entropy decoding with the task's block) on the first `eval_n` test examples."""
+    lm.model.eval()
+    gen_length = int(cfg.task.gen_length)
+    examples = task.examples(int(cfg.eval_n))
+    ids, attn, maskable = make_batch(task, lm, examples, gen_length)
+    g = torch.Generator().manual_seed(0)
+    masked = (torch.rand(ids.shape, generator=g) < 0.5) & maskable
+    logits = lm.logits(ids.masked_fill(masked, lm.mask_id), attn)
+    token_acc = (logits[masked].argmax(-1) == ids[masked]).float().mean().item()
+    decoder = build_decoder("ktoken", k=1, order="entropy")
+    sampler = SamplerConfig(block=int(cfg.task.block))
+    correct = 0
+    for start in range(0, len(examples), 64):
+        chunk = examples[start : start + 64]
+        canvases = [task.canvas(ex, lm, gen_length) for ex in chunk]
+        for ex, canvas, out in zip(
+            chunk, canvases, generate(lm, canvases, decoder, sampler), strict=True
+        ):
+            answer = None
+            if canvas.answer is not None:
+                answer = lm.codec.decode(out.region[canvas.answer[0] : canvas.answer[1]])
+            correct += task.score(ex, lm.codec.decode(out.region), answer).correct
+    lm.model.train()
+    return {"token_acc": token_acc, "exact": correct / len(examples)}
+
+
+def _batches(task, seed: int, size: int) -> Iterator[list[Example]]:
+    stream = task.train_stream(seed)
+    while True:
+        yield [next(stream) for _ in range(size)]
+
+
+def _new_model(cfg: DictConfig, tokenizer) -> NclbTinyForMaskedLM:
+    config = NclbTinyConfig(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        **OmegaConf.to_container(cfg.arch),
+    )
+    return NclbTinyForMaskedLM(config)
+
+
+def train(cfg: DictConfig) -> Path:
+    """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
+    torch.set_num_threads(int(cfg.threads))
+    task = build_trainable_task(OmegaConf.to_container(cfg.task, resolve=True))
+    gen_length, opt_cfg = int(cfg.task.gen_length), cfg.optim
+    out = Path(cfg.out_dir)
+    hf_dir, state_path = out / "hf", out / "state.pt"
+    resume = bool(cfg.resume) and state_path.is_file()
+    torch.manual_seed(int(cfg.seed))
+    if resume:
+        model, tokenizer = load_checkpoint(hf_dir)
+        state = torch.load(state_path, weights_only=False)
+    else:
+        tokenizer = build_tokenizer()
+        model, state = _new_model(cfg, tokenizer), {"step": 0, "elapsed": 0.0}
+    model.train()
+    lm = _TinyLM(model, tokenizer)
+    opt = torch.optim.AdamW(
+        model.parameters(),
+        lr=float(opt_cfg.lr),
+        betas=(0.9, 0.98),
+        weight_decay=float(opt_cfg.weight_decay),
+    )
+    if resume:
+        opt.load_state_dict(state["optimizer"])
+    step, elapsed = int(state["step"]), float(state["elapsed"])
+    steps, budget = int(opt_cfg.steps), 60.0 * float(opt_cfg.minutes)
+    # A resumed run draws a fresh data stream (seeded by the step) instead of replaying one.
+    batches = _batches(task, int(cfg.seed) * 1_000_003 + step + 1, int(opt_cfg.batch_size))
+    gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + step)
+    out.mkdir(parents=True, exist_ok=True)
+    n_params = sum(p.numel() for p in model.parameters())
+    log = (out / "metrics.jsonl").open("a")
+    bar = tqdm(total=steps, initial=step, desc=f"train {task.name}", mininterval=float(cfg.bar_s))
+    tqdm.write(f"{n_params:,} parameters; {'resuming at step ' + str(step) if resume else 'new'}")
+
+    def save() -> None:
+        save_checkpoint(model, tokenizer, hf_dir)
+        torch.save({"step": step, "elapsed": elapsed, "optimizer": opt.state_dict()}, state_path)
+
+    started = time.time() - elapsed
+    while step < steps and elapsed < budget:
+        progress = max(step / steps, elapsed / budget)
+        for group in opt.param_groups:
+            group["lr"] = float(opt_cfg.lr) * lr_factor(
+                progress, float(opt_cfg.warmup_frac), float(opt_cfg.min_lr_ratio)
+            )
+        ids, attn, maskable = make_batch(task, lm, next(batches), gen_length)
+        loss, acc = mdlm_loss(model, ids, attn, maskable, lm.mask_id, float(cfg.mask_eps), gen)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), float(opt_cfg.grad_clip))
+        opt.step()
+        step += 1
+        elapsed = time.time() - started
+        bar.update(1)
+        bar.set_postfix(loss=f"{loss.item():.3f}", acc=f"{acc.item():.3f}", refresh=False)
+        if step % int(cfg.eval_every) == 0 or step >= steps or elapsed >= budget:
+            metrics = evaluate(task, lm, cfg)
+            record = {"step": step, "minutes": round(elapsed / 60, 2), "loss": loss.item()}
+            record |= {"lr": opt.param_groups[0]["lr"], **metrics}
+            log.write(json.dumps(record) + "\n")
+            log.flush()
+            tqdm.write(json.dumps(record))
+            save()
+    bar.close()
+    log.close()
+    if cfg.export_dir:
+        export = Path(cfg.export_dir)
+        shutil.rmtree(export, ignore_errors=True)
+        shutil.copytree(hf_dir, export)
+        tqdm.write(f"exported {export}")
+    return hf_dir
