@@ -36,7 +36,10 @@ def test_sampled_k1_matches_joint_empirically():
     model = OracleModel(random_joint(content=2, length=3, seed=3))
     canvases = [plain_canvas([], model.mask_id, 3) for _ in range(6000)]
     gens = generate(
-        model, canvases, build_decoder("ktoken", k=1), SamplerConfig(block=3, temperature=1.0),
+        model,
+        canvases,
+        build_decoder("ktoken", k=1),
+        SamplerConfig(block=3, temperature=1.0),
         torch.Generator().manual_seed(0),
     )
     counts = torch.zeros(8, dtype=torch.float64)
@@ -62,10 +65,20 @@ def test_k2_breaks_palindromes_when_sampling():
 def test_med_lam0_equals_k1(oracle, rule):
     canvases = [plain_canvas([], oracle.mask_id, 4) for _ in range(64)]
     cfg = SamplerConfig(block=4, temperature=1.0)
-    a = generate(oracle, canvases, build_decoder("ktoken", k=1), cfg, torch.Generator().manual_seed(5))
-    b = generate(oracle, canvases, build_decoder("med", lam=0.0, rule=rule), cfg, torch.Generator().manual_seed(5))
+    a = generate(
+        oracle, canvases, build_decoder("ktoken", k=1), cfg, torch.Generator().manual_seed(5)
+    )
+    b = generate(
+        oracle,
+        canvases,
+        build_decoder("med", lam=0.0, rule=rule),
+        cfg,
+        torch.Generator().manual_seed(5),
+    )
     assert [g.region for g in a] == [g.region for g in b]
-    assert [[s.positions for s in g.steps] for g in a] == [[s.positions for s in g.steps] for g in b]
+    assert [[s.positions for s in g.steps] for g in a] == [
+        [s.positions for s in g.steps] for g in b
+    ]
     q = sampler_probabilities(oracle, build_decoder("med", lam=0.0, rule=rule), block=4)
     assert tv(q, oracle.flat) < 1e-9
 
@@ -80,7 +93,13 @@ def test_huge_lam_commits_everything_at_once(oracle, name):
 def test_med_commits_only_low_entropy_extras():
     model = OracleModel(palindrome_joint(content=3, length=6, seed=2))
     canvases = [plain_canvas([], model.mask_id, 6) for _ in range(16)]
-    gens = generate(model, canvases, build_decoder("med", lam=0.3), SamplerConfig(block=6, temperature=1.0), torch.Generator().manual_seed(0))
+    gens = generate(
+        model,
+        canvases,
+        build_decoder("med", lam=0.3),
+        SamplerConfig(block=6, temperature=1.0),
+        torch.Generator().manual_seed(0),
+    )
     for g in gens:
         assert g.region == g.region[::-1]  # MED never pairs two uncertain coupled positions
         for s in g.steps:
@@ -92,7 +111,13 @@ def test_med_commits_only_low_entropy_extras():
 def test_ktoken_left_to_right_block1_is_autoregressive(oracle):
     canvases = [plain_canvas([], oracle.mask_id, 4) for _ in range(8)]
     for block in (1, 4):
-        gens = generate(oracle, canvases, build_decoder("ktoken", k=1, order="left_to_right"), SamplerConfig(block=block, temperature=1.0), torch.Generator().manual_seed(1))
+        gens = generate(
+            oracle,
+            canvases,
+            build_decoder("ktoken", k=1, order="left_to_right"),
+            SamplerConfig(block=block, temperature=1.0),
+            torch.Generator().manual_seed(1),
+        )
         for g in gens:
             assert [s.positions for s in g.steps] == [[0], [1], [2], [3]]
     q = sampler_probabilities(oracle, build_decoder("ktoken", k=1, order="entropy"), block=1)
@@ -102,7 +127,13 @@ def test_ktoken_left_to_right_block1_is_autoregressive(oracle):
 def test_ar_med_extends_rightward_only(oracle):
     dec = build_decoder("ar_med", lam=0.7)
     canvases = [plain_canvas([], oracle.mask_id, 4) for _ in range(32)]
-    gens = generate(oracle, canvases, dec, SamplerConfig(block=4, temperature=1.0), torch.Generator().manual_seed(2))
+    gens = generate(
+        oracle,
+        canvases,
+        dec,
+        SamplerConfig(block=4, temperature=1.0),
+        torch.Generator().manual_seed(2),
+    )
     for g in gens:
         flat = [p for s in g.steps for p in s.positions]
         assert flat == [0, 1, 2, 3]

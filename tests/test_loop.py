@@ -42,7 +42,9 @@ def exit_stats(how: str) -> list[float]:
 
 
 def canvas(model) -> Canvas:
-    return Canvas([1], [model.mask_id] * (REASONING + ANSWER), answer=(REASONING, REASONING + ANSWER))
+    return Canvas(
+        [1], [model.mask_id] * (REASONING + ANSWER), answer=(REASONING, REASONING + ANSWER)
+    )
 
 
 @pytest.mark.parametrize("how", ["mean", "max"])
@@ -52,7 +54,9 @@ def test_early_exit_fires_exactly_when_stat_crosses_gamma(how):
     dec = build_decoder("ktoken", k=1, order="left_to_right")
     for gamma in [stats[0] + 1, *[(a + b) / 2 for a, b in zip(stats, stats[1:])], stats[-1] / 2]:
         model = sharpening_model()
-        g = generate(model, [canvas(model)], dec, SamplerConfig(block=REASONING, gamma=gamma, exit_stat=how))[0]
+        g = generate(
+            model, [canvas(model)], dec, SamplerConfig(block=REASONING, gamma=gamma, exit_stat=how)
+        )[0]
         fires = [t for t, s in enumerate(stats) if s < gamma]
         if fires:
             t = fires[0]
@@ -98,7 +102,13 @@ def test_nfe_is_counted_per_example_and_rows_leave_the_batch():
 def test_prefilled_positions_are_kept_and_never_committed():
     model = OracleModel(palindrome_joint())
     m = model.mask_id
-    gens = generate(model, [Canvas([], [2, m, m, m, m, m])], build_decoder("med", lam=0.5), SamplerConfig(block=6, temperature=1.0), torch.Generator().manual_seed(0))
+    gens = generate(
+        model,
+        [Canvas([], [2, m, m, m, m, m])],
+        build_decoder("med", lam=0.5),
+        SamplerConfig(block=6, temperature=1.0),
+        torch.Generator().manual_seed(0),
+    )
     g = gens[0]
     assert g.region[0] == 2 and g.region[5] == 2
     assert 0 not in [p for s in g.steps for p in s.positions]
@@ -106,9 +116,16 @@ def test_prefilled_positions_are_kept_and_never_committed():
 
 def test_semi_autoregressive_window():
     model = OracleModel(palindrome_joint())
-    gens = generate(model, [Canvas([], [model.mask_id] * 6)], build_decoder("ktoken", k=1), SamplerConfig(block=2))
+    gens = generate(
+        model,
+        [Canvas([], [model.mask_id] * 6)],
+        build_decoder("ktoken", k=1),
+        SamplerConfig(block=2),
+    )
     order = [s.positions[0] for s in gens[0].steps]
-    assert sorted(order[:2]) == [0, 1] and sorted(order[2:4]) == [2, 3] and sorted(order[4:]) == [4, 5]
+    assert (
+        sorted(order[:2]) == [0, 1] and sorted(order[2:4]) == [2, 3] and sorted(order[4:]) == [4, 5]
+    )
 
 
 def test_stop_on_eos_fills_the_rest():
@@ -126,14 +143,20 @@ def test_stop_on_eos_fills_the_rest():
     cfg = SamplerConfig(block=6, stop_on_eos=True)
     g = generate(model, [Canvas([], [model.mask_id] * 6)], build_decoder("ktoken"), cfg)[0]
     assert g.region == [1, eos, eos, eos, eos, eos] and g.nfe == 2
-    g = generate(model, [Canvas([], [model.mask_id] * 6)], build_decoder("ktoken"), SamplerConfig(block=6))[0]
+    g = generate(
+        model, [Canvas([], [model.mask_id] * 6)], build_decoder("ktoken"), SamplerConfig(block=6)
+    )[0]
     assert g.nfe == 6
 
 
 def test_batch_equivalence_on_oracle():
     model = OracleModel(palindrome_joint(seed=4))
     m = model.mask_id
-    canvases = [Canvas([], [m] * 6), Canvas([], [1, m, m, m, m, m]), Canvas([], [m, 2, m, m, m, m])] * 3
+    canvases = [
+        Canvas([], [m] * 6),
+        Canvas([], [1, m, m, m, m, m]),
+        Canvas([], [m, 2, m, m, m, m]),
+    ] * 3
     dec = build_decoder("med", lam=0.2)
     batched = generate(model, canvases, dec, SamplerConfig(block=3))
     single = [generate(model, [c], dec, SamplerConfig(block=3))[0] for c in canvases]
@@ -145,7 +168,12 @@ def test_same_seed_same_samples():
     model = OracleModel(palindrome_joint())
     canvases = [Canvas([], [model.mask_id] * 6) for _ in range(20)]
     cfg = SamplerConfig(block=6, temperature=1.0)
-    runs = [generate(model, canvases, build_decoder("ktoken", k=2), cfg, torch.Generator().manual_seed(7)) for _ in range(2)]
+    runs = [
+        generate(
+            model, canvases, build_decoder("ktoken", k=2), cfg, torch.Generator().manual_seed(7)
+        )
+        for _ in range(2)
+    ]
     assert [g.region for g in runs[0]] == [g.region for g in runs[1]]
 
 
@@ -163,7 +191,12 @@ def test_infilling_template_and_posterior_prefill():
 
 @pytest.mark.parametrize(
     ("kwargs", "key"),
-    [({"block": 0}, "block"), ({"block": 4, "gamma": -0.1}, "gamma"), ({"block": 4, "exit_stat": "median"}, "exit_stat"), ({"block": 4, "temperature": -1.0}, "temperature")],
+    [
+        ({"block": 0}, "block"),
+        ({"block": 4, "gamma": -0.1}, "gamma"),
+        ({"block": 4, "exit_stat": "median"}, "exit_stat"),
+        ({"block": 4, "temperature": -1.0}, "temperature"),
+    ],
 )
 def test_sampler_config_validation(kwargs, key):
     with pytest.raises(UserError, match=key):

@@ -74,14 +74,18 @@ def dream_entropy_reference(model, prompt: list[int], gen_length: int):
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
-@pytest.mark.parametrize(("gen_length", "block", "steps"), [(8, 4, 4), (8, 8, 8), (12, 4, 6), (8, 2, 8)])
+@pytest.mark.parametrize(
+    ("gen_length", "block", "steps"), [(8, 4, 4), (8, 8, 8), (12, 4, 6), (8, 2, 8)]
+)
 def test_llada_decoder_matches_reference(seed, gen_length, block, steps):
     model = FixedLogitsModel(random_net(7, seed), vocab=7, length=gen_length)
     prompt = [1, 2]
     expected = llada_reference(model, prompt, gen_length, block, steps)
     blocks = gen_length // block
     dec = build_decoder("llada", steps_per_block=steps // blocks)
-    got = generate(model, [Canvas(prompt, [model.mask_id] * gen_length)], dec, SamplerConfig(block=block))
+    got = generate(
+        model, [Canvas(prompt, [model.mask_id] * gen_length)], dec, SamplerConfig(block=block)
+    )
     assert got[0].region == expected
     assert got[0].nfe <= steps
 
@@ -92,13 +96,20 @@ def test_entropy_k1_matches_dream_reference(seed):
     model = FixedLogitsModel(random_net(7, seed), vocab=7, length=gen_length)
     expected = dream_entropy_reference(model, [3], gen_length)
     dec = build_decoder("ktoken", k=1, order="entropy")
-    got = generate(model, [Canvas([3], [model.mask_id] * gen_length)], dec, SamplerConfig(block=gen_length))
+    got = generate(
+        model, [Canvas([3], [model.mask_id] * gen_length)], dec, SamplerConfig(block=gen_length)
+    )
     assert got[0].region == expected and got[0].nfe == gen_length
 
 
 def test_llada_hand_worked_schedule():
     # 8 positions, block 4, 2 steps per block; the second block has one pre-filled position.
-    assert llada_schedule(torch.tensor([4, 3, 5, 1]), 2).tolist() == [[2, 2], [2, 1], [3, 2], [1, 0]]
+    assert llada_schedule(torch.tensor([4, 3, 5, 1]), 2).tolist() == [
+        [2, 2],
+        [2, 1],
+        [3, 2],
+        [1, 0],
+    ]
     conf = torch.tensor([0.9, 0.1, 0.5, 0.7, 0.2, 0.6, 0.8, 0.3])
 
     def fn(region: torch.Tensor) -> torch.Tensor:

