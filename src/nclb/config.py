@@ -81,9 +81,16 @@ def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str
 
 
 def resolve(cfg: dict[str, Any]) -> RunSettings:
-    """Validate a composed run config and apply the shorthands (lam, k, gamma, block, gen_length)."""
+    """Validate a composed run config and apply the shorthands (lam, k, gamma, block, gen_length).
+
+    gen_length: the top-level value, else the model's own (the reference model needs room for
+    whole solutions), else the task's.
+    """
     task = dict(cfg["task"])
-    gen_length = positive_int("gen_length", cfg.get("gen_length") or task.get("gen_length"))
+    gen_length = positive_int(
+        "gen_length",
+        cfg.get("gen_length") or cfg["model"].get("gen_length") or task.get("gen_length"),
+    )
     block = positive_int("block", cfg.get("block") or task.get("block") or gen_length)
     task["gen_length"], task["block"] = gen_length, block
     params = decoder_params(cfg, gen_length, block)

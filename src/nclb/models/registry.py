@@ -2,24 +2,55 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
+from nclb.config import REPO_ROOT
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Example, Task
+
+MODELS = ("dream", "llada", "oracle", "reference", "tiny")
+
+
+def oracle_model(cfg: dict, gen_length: int) -> MaskedLM:
+    """The exact palindrome oracle; its sequence length must be the generation length."""
+    from nclb.models.oracle import OracleModel, palindrome_joint
+
+    if gen_length != cfg["length"]:
+        raise UserError(
+            f"gen_length={gen_length} but the oracle's sequences have length {cfg['length']}; "
+            f"set gen_length={cfg['length']}"
+        )
+    return OracleModel(palindrome_joint(cfg["content"], cfg["length"], cfg["seed"]))
+
+
+def tiny_model(cfg: dict, task: Task) -> MaskedLM:
+    """The embedded tiny MDLM trained for `task` (checkpoints/tiny-<task> unless model.path)."""
+    from nclb.models.hf import load_hf_model
+
+    trained = list(cfg.get("tasks", []))
+    if not cfg.get("path") and task.name not in trained:
+        raise UserError(
+            f"the tiny model was trained on {trained}, not task={task.name}; use one of those "
+            "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
+        )
+    path = Path(cfg.get("path") or REPO_ROOT / "checkpoints" / f"tiny-{task.name}")
+    return load_hf_model({**cfg, "path": str(path)})
 
 
 def build_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
     """The model named by cfg['name']. The reference model needs the task and its examples."""
     name = cfg.get("name")
     if name == "oracle":
-        from nclb.models.oracle import OracleModel, palindrome_joint
+        return oracle_model(cfg, gen_length)
+    if name == "tiny":
+        return tiny_model(cfg, task)
+    if name in ("llada", "dream"):
+        from nclb.models.hf import load_hf_model
 
-        if gen_length != cfg["length"]:
-            raise UserError(
-                f"gen_length={gen_length} but the oracle's sequences have length {cfg['length']}; "
-                f"set gen_length={cfg['length']}"
-            )
-        return OracleModel(palindrome_joint(cfg["content"], cfg["length"], cfg["seed"]))
-    raise UserError(f"model={name!r} is unknown; choose one of {sorted(MODELS)}")
+        return load_hf_model(cfg)
+    if name == "reference":
+        from nclb.models.reference import ReferenceModel
 
-
-MODELS = ("oracle",)
+        return ReferenceModel.for_task(task, examples, gen_length)
+    raise UserError(f"model={name!r} is unknown; choose one of {list(MODELS)}")

@@ -55,7 +55,10 @@ class DreamConfig(PretrainedConfig):
         self.mask_token_id = mask_token_id
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(
-            pad_token_id=pad_token_id, bos_token_id=bos_token_id, eos_token_id=eos_token_id, **kwargs
+            pad_token_id=pad_token_id,
+            bos_token_id=bos_token_id,
+            eos_token_id=eos_token_id,
+            **kwargs,
         )
 
 
@@ -84,7 +87,11 @@ def _rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Ten
 class _Attention(nn.Module):
     def __init__(self, cfg: DreamConfig) -> None:
         super().__init__()
-        d, self.heads, self.kv_heads = cfg.hidden_size, cfg.num_attention_heads, cfg.num_key_value_heads
+        d, self.heads, self.kv_heads = (
+            cfg.hidden_size,
+            cfg.num_attention_heads,
+            cfg.num_key_value_heads,
+        )
         head = d // self.heads
         self.theta = cfg.rope_theta
         self.q_proj = nn.Linear(d, self.heads * head, bias=True)
