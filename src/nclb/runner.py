@@ -128,13 +128,16 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         with tqdm(total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex") as bar:
             for batch in batches(todo, s.batch_size, same_length):
                 t0 = time.perf_counter()
-                gens = generate(model, [c for _, c in batch], s.decoder, s.sampler, generator)
-                each = (time.perf_counter() - t0) / len(batch)
-                for (ex, canvas), gen in zip(batch, gens, strict=True):
-                    record = make_record(ex, canvas, gen, task, model, each, s.log_trajectory)
+
+                def log(index: int, gen: Generation, batch=batch, t0=t0) -> None:
+                    ex, canvas = batch[index]
+                    seconds = time.perf_counter() - t0
+                    record = make_record(ex, canvas, gen, task, model, seconds, s.log_trajectory)
                     writer.write(record)
                     new.append(record)
-                bar.update(len(batch))
+                    bar.update(1)
+
+                generate(model, [c for _, c in batch], s.decoder, s.sampler, generator, log)
                 acc = sum(r["correct"] for r in done + new) / len(done + new)
                 bar.set_postfix(acc=f"{acc:.3f}")
     finally:

@@ -45,7 +45,7 @@ class _TinyLM:
         self.mask_id = tokenizer.mask_token_id
         self.pad_id = tokenizer.pad_token_id
         self.eos_ids = (tokenizer.eos_token_id,)
-        self.vocab_size = model.config.vocab_size
+        self.vocab_size = len(tokenizer)
         self.device = torch.device("cpu")
 
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None):

@@ -61,9 +61,11 @@ class ReferenceModel:
         self.cut: list[str] = []  # ids of examples whose reasoning was cut to fit the region
 
     @classmethod
-    def for_task(cls, task: Any, examples: list[Example], gen_length: int) -> ReferenceModel:
+    def for_task(
+        cls, task: Any, examples: list[Example], gen_length: int, confidence: float = 50.0
+    ) -> ReferenceModel:
         """A model that knows `task.reference_output` for each of `examples` at `gen_length`."""
-        model = cls(gen_length)
+        model = cls(gen_length, confidence)
         for example in examples:
             reasoning, answer = task.reference_output(example)
             model.add(example.id, task.canvas(example, model, gen_length), reasoning, answer)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
@@ -150,10 +151,12 @@ def generate(
     decoder: Decoder,
     cfg: SamplerConfig,
     generator: torch.Generator | None = None,
+    on_done: Callable[[int, Generation], None] | None = None,
 ) -> list[Generation]:
     """Fill the masked region positions of every canvas, one forward pass per step.
 
-    Rows leave the batch as they finish, so each pass works only on unfinished examples.
+    Rows leave the batch as they finish, so each pass works only on unfinished examples;
+    `on_done(index, generation)` is called as each one finishes (to log it at once).
     """
     ids, attn, width = left_pad(canvases, model.pad_id)
     gen_length = ids.shape[1] - width
@@ -164,6 +167,14 @@ def generate(
     block_step = torch.zeros(batch, dtype=torch.long)
     block_masked = torch.zeros(batch, dtype=torch.long)
     done = ~(ids[:, width:] == model.mask_id).any(1)
+
+    def finish(index: int) -> None:
+        gens[index].region = ids[index, width:].tolist()
+        if on_done is not None:
+            on_done(index, gens[index])
+
+    for index in done.nonzero().squeeze(1).tolist():
+        finish(index)
     step = 0
     while not done.all():
         rows = (~done).nonzero().squeeze(1)
@@ -210,8 +221,9 @@ def generate(
             )
         ids[rows, width:] = region
         block_step[rows] += 1
-        done[rows] = exiting | ~(region == model.mask_id).any(1)
+        finished = exiting | ~(region == model.mask_id).any(1)
+        done[rows] = finished
+        for index in rows[finished].tolist():
+            finish(index)
         step += 1
-    for i, g in enumerate(gens):
-        g.region = ids[i, width:].tolist()
     return gens

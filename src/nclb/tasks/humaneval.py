@@ -60,6 +60,8 @@ class HumanEvalTask:
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> HumanEvalTask:
         """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        if cfg.get("n_shot"):
+            raise ValueError(f"n_shot is not supported by {cls.name}; it is zero-shot")
         return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
 
     def examples(self, limit: int | None = None) -> list[Example]:
