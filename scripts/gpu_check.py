@@ -107,7 +107,7 @@ def main(argv: list[str] | None = None) -> None:
     params = sum(p.numel() for p in model.model.parameters())
     print(
         f"model: {args.family} {'small' if args.small else 'real'} shape {sizes}, "
-        f"{params / 1e9:.2f}B params, built in {time.perf_counter() - start:.1f} s"
+        f"{params / 1e6:,.1f}M params, built in {time.perf_counter() - start:.1f} s"
     )
     print("batch  seq  padded  latency_ms  tokens_per_s  peak_mem_gb")
     vocab = len(model.tokenizer)

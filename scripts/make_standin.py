@@ -1,7 +1,7 @@
 """Write a random-weight LLaDA / Dream stand-in checkpoint folder (see nclb.models.standin).
 
-    python scripts/make_standin.py --family llada --out /tmp/llada-standin
-    nclb run model=llada model.path=/tmp/llada-standin ...
+python scripts/make_standin.py --family llada --out /tmp/llada-standin
+nclb run model=llada model.path=/tmp/llada-standin ...
 """
 
 from __future__ import annotations

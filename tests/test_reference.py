@@ -27,7 +27,9 @@ def task_config(name: str, **overrides) -> dict:
     return {**cfg, "gen_length": REF["gen_length"], **overrides}
 
 
-def split_region(canvas: Canvas, region: list[int], model: ReferenceModel) -> tuple[str, str | None]:
+def split_region(
+    canvas: Canvas, region: list[int], model: ReferenceModel
+) -> tuple[str, str | None]:
     """(text before the delimiter, answer block text) of a decoded region, as the runner does."""
     if canvas.answer is None:
         return model.codec.decode(region), None
@@ -61,7 +63,9 @@ def accuracy(task, examples: list[Example], gen_length: int) -> tuple[list[Score
     """Scores of the argmax-decoded reference outputs."""
     outputs, model = argmax_decode(task, examples, gen_length)
     if isinstance(task, HumanEvalTask):
-        return task.score_many([(ex, r, a) for ex, (r, a) in zip(examples, outputs, strict=True)]), model
+        return task.score_many(
+            [(ex, r, a) for ex, (r, a) in zip(examples, outputs, strict=True)]
+        ), model
     return [task.score(ex, r, a) for ex, (r, a) in zip(examples, outputs, strict=True)], model
 
 
@@ -87,20 +91,12 @@ def test_sudoku_reference_scores_100(source, template):
     assert len(scores) == (500 if source == "d1" else 100) and all(s.correct for s in scores)
 
 
-def test_humaneval_reference_subset_passes():
-    task = HumanEvalTask.from_config(task_config("humaneval"))
-    examples = task.examples()[::4]  # a fixed subset of 41
-    scores, model = accuracy(task, examples, REF["gen_length"])
-    assert all(s.correct for s in scores), [s.detail for s in scores if not s.correct]
-    assert not model.cut
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize("template", ["infilling", "plain"])
+@pytest.mark.parametrize("template", ["infilling", pytest.param("plain", marks=pytest.mark.slow)])
 def test_humaneval_reference_all_164_pass(template):
     task = HumanEvalTask.from_config(task_config("humaneval", template=template))
-    scores, _ = accuracy(task, task.examples(), REF["gen_length"])
-    assert len(scores) == 164 and all(s.correct for s in scores)
+    scores, model = accuracy(task, task.examples(), REF["gen_length"])
+    assert len(scores) == 164 and not model.cut
+    assert all(s.correct for s in scores), [s.detail for s in scores if not s.correct]
 
 
 def test_reference_output_scores_directly():
@@ -115,7 +111,7 @@ def test_reference_output_scores_directly():
 
 
 def test_logits_one_hot_and_protocol():
-    task = SudokuTask()
+    task = SudokuTask(answer_length=32)
     examples = task.examples(limit=2)
     model = ReferenceModel.for_task(task, examples, 64)
     canvas = task.canvas(examples[0], model, 64)
@@ -127,3 +123,10 @@ def test_logits_one_hot_and_protocol():
     assert EOS_ID in top.tolist() and MASK_ID not in top.tolist()
     with pytest.raises(KeyError, match="for_task"):
         model.logits(torch.tensor([model.codec.encode("unknown prompt") + [MASK_ID] * 64]))
+
+
+def test_math_full_subset_reference_scores_100():
+    task = MathTask.from_config({"subset": "full"})
+    examples = task.examples()
+    assert len(examples) == 5000
+    assert all(task.score(ex, *task.reference_output(ex)).correct for ex in examples)

@@ -93,11 +93,15 @@ def mdlm_loss(
     mask_id: int,
     eps: float,
     gen: torch.Generator | None = None,
+    t_max: float = 1.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
-    """The 1/t-weighted masked cross-entropy, and the masked-token accuracy of the batch."""
+    """The 1/t-weighted masked cross-entropy, and the masked-token accuracy of the batch.
+
+    t = eps + (t_max - eps) * u with u stratified over the batch.
+    """
     b = ids.shape[0]
     u = (torch.arange(b) + torch.rand(b, generator=gen)) / b
-    t = eps + (1 - eps) * u[torch.randperm(b, generator=gen)]
+    t = eps + (t_max - eps) * u[torch.randperm(b, generator=gen)]
     masked = (torch.rand(ids.shape, generator=gen) < t[:, None]) & maskable
     logits = model(ids.masked_fill(masked, mask_id), attention_mask=attn).logits
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
@@ -210,7 +214,9 @@ def train(cfg: DictConfig | dict) -> Path:
                 progress, float(opt_cfg.warmup_frac), float(opt_cfg.min_lr_ratio)
             )
         ids, attn, maskable = make_batch(task, lm, next(batches), gen_length)
-        loss, acc = mdlm_loss(model, ids, attn, maskable, lm.mask_id, float(cfg.mask_eps), gen)
+        loss, acc = mdlm_loss(
+            model, ids, attn, maskable, lm.mask_id, float(cfg.mask_eps), gen, float(cfg.mask_max)
+        )
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), float(opt_cfg.grad_clip))

@@ -253,7 +253,7 @@ class HFMaskedLM:
             warnings.warn(
                 f"{self.family.name} ignores the attention mask: left-padded rows attend to the "
                 "padding, so their logits differ from unpadded ones; batch equal-length prompts",
-                stacklevel=3,
+                stacklevel=4,
             )
             self._warned_padding = True
         return {}
@@ -403,7 +403,8 @@ class ModelOptions:
             raise ModelLoadError(
                 f"model.chat_template={opts.chat_template!r} must be auto, true or false"
             )
-        if opts.mask_id is not None and (isinstance(opts.mask_id, bool) or opts.mask_id < 0):
+        mask_id = opts.mask_id
+        if mask_id is not None and (type(mask_id) is not int or mask_id < 0):
             raise ModelLoadError(f"model.mask_id={opts.mask_id!r} must be a token id or null")
         return opts
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import torch
 
+from nclb.errors import UserError
 from nclb.tasks.base import Canvas, Example
 
 MASK_ID, PAD_ID, EOS_ID = 256, 257, 258
@@ -72,8 +73,9 @@ class ReferenceModel:
         return model
 
     def add(self, example_id: str, canvas: Canvas, reasoning: str, answer: str | None) -> None:
-        """Learn the region for `canvas`: `reasoning` in its first masked run, `answer` in its
-        answer block (eos-padded). Over-long reasoning is cut in the middle (noted in `cut`)."""
+        """Learn the region for `canvas`: `reasoning` in the masked positions before the answer
+        block, `answer` in the answer block, both eos-padded. Over-long reasoning is cut in the
+        middle, keeping both ends (its id is noted in `cut`)."""
         region = list(canvas.region)
         end = canvas.answer[0] if canvas.answer else len(region)
         slots = [i for i in range(end) if region[i] == MASK_ID]
@@ -86,9 +88,9 @@ class ReferenceModel:
             start, stop = canvas.answer
             ids = self.codec.encode(answer or "")
             if len(ids) > stop - start:
-                raise ValueError(
-                    f"reference answer {answer!r} of {example_id} is {len(ids)} bytes, the answer "
-                    f"block holds {stop - start}; raise answer_length"
+                raise UserError(
+                    f"the reference answer of {example_id} is {len(ids)} bytes but the answer "
+                    f"block holds {stop - start}; set answer_length=64 (see configs/model/reference.yaml)"
                 )
             region[start:stop] = ids + [EOS_ID] * (stop - start - len(ids))
         self.targets[tuple(canvas.prompt)] = region
@@ -125,4 +127,3 @@ class ReferenceModel:
         target[target == MASK_ID] = EOS_ID
         out = torch.zeros(*ids.shape, VOCAB_SIZE, device=ids.device)
         return out.scatter_(2, target.unsqueeze(-1), self.confidence)
-

@@ -18,12 +18,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nclb.errors import UserError
+
 ENV_VAR = "NCLB_DATA_DIR"
 HUB_HOST = ("huggingface.co", 443)
 
 
-class DataError(ValueError):
-    """Evaluation data could not be found; the message says what to set."""
+class DataError(UserError):
+    """Evaluation data could not be found; the message says what to set (a ValueError)."""
 
 
 @dataclass(frozen=True)

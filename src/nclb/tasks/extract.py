@@ -83,7 +83,9 @@ def parse_number(text: str | None) -> Fraction | None:
         s = boxed
     for pattern in (_FRAC, _SLASH):
         if m := pattern.match(s):
-            sign, num, den = (m.group(1), m.group(2), m.group(3)) if m.re is _FRAC else ("", *m.groups())
+            sign, num, den = (
+                (m.group(1), m.group(2), m.group(3)) if m.re is _FRAC else ("", *m.groups())
+            )
             try:
                 value = Fraction(num) / Fraction(den)
             except (ValueError, ZeroDivisionError):

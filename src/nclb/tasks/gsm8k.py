@@ -6,6 +6,7 @@ import re
 from fractions import Fraction
 from typing import Any
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.data import HubSource, load_rows
@@ -16,7 +17,14 @@ DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
 _CALC = re.compile(r"<<[^>]*>>")
 _CONFIG_KEYS = (
-    "data_dir", "split", "template", "answer_length", "n_shot", "instruction", "delimiter", "extract"
+    "data_dir",
+    "split",
+    "template",
+    "answer_length",
+    "n_shot",
+    "instruction",
+    "delimiter",
+    "extract",
 )
 
 
@@ -52,9 +60,9 @@ class GSM8kTask:
         extract: str = "flexible",
     ) -> None:
         if template not in ("infilling", "plain"):
-            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
         if extract not in ("flexible", "strict"):
-            raise ValueError(f"extract must be 'flexible' or 'strict', got {extract!r}")
+            raise UserError(f"extract must be 'flexible' or 'strict', got {extract!r}")
         self.data_dir, self.split, self.template = data_dir, split, template
         self.answer_length, self.n_shot = answer_length, n_shot
         self.instruction, self.delimiter, self.extract = instruction, delimiter, extract
@@ -65,7 +73,9 @@ class GSM8kTask:
         return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
 
     def _rows(self, split: str) -> list[dict]:
-        return load_rows(f"gsm8k/{split}.jsonl", self.data_dir, HubSource("openai/gsm8k", split, "main"))
+        return load_rows(
+            f"gsm8k/{split}.jsonl", self.data_dir, HubSource("openai/gsm8k", split, "main")
+        )
 
     def _shots(self) -> str:
         if self.n_shot <= 0:
@@ -73,7 +83,9 @@ class GSM8kTask:
         blocks = []
         for row in self._rows("train")[: self.n_shot]:
             steps, final = split_solution(row["answer"])
-            blocks.append(f"Question: {row['question']}\nAnswer: {steps} {self.delimiter}{final}}}.\n\n")
+            blocks.append(
+                f"Question: {row['question']}\nAnswer: {steps} {self.delimiter}{final}}}.\n\n"
+            )
         return f"{self.instruction}\n\n" + "".join(blocks)
 
     def examples(self, limit: int | None = None) -> list[Example]:

@@ -5,9 +5,11 @@ Programs always run through `nclb.tasks.sandbox`, in a separate process.
 
 from __future__ import annotations
 
+import ast
 import re
 from typing import Any
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.sandbox import Limits, Result, run_many, run_python
@@ -32,6 +34,22 @@ def fenced_code(text: str) -> str:
     return m.group(1) if m else text
 
 
+def signature(code: str, entry_point: str) -> str:
+    """Function `entry_point` of `code` up to its docstring (the `def` line(s) and anything before
+    the docstring), or the whole function if it has none."""
+    node = next(
+        n
+        for n in reversed(ast.parse(code).body)
+        if isinstance(n, ast.FunctionDef) and n.name == entry_point
+    )
+    doc = next(
+        (b for b in node.body if isinstance(b, ast.Expr) and isinstance(b.value, ast.Constant)),
+        None,
+    )
+    end = doc.lineno - 1 if doc is not None else node.end_lineno
+    return "".join(code.splitlines(keepends=True)[node.lineno - 1 : end])
+
+
 class HumanEvalTask:
     """HumanEval with two layouts.
 
@@ -53,7 +71,7 @@ class HumanEvalTask:
         workers: int = 4,
     ) -> None:
         if template not in ("infilling", "plain"):
-            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
         self.template, self.stop, self.instruction = template, tuple(stop), instruction
         self.limits, self.workers = Limits(timeout_s, memory_mb), workers
 
@@ -61,7 +79,7 @@ class HumanEvalTask:
     def from_config(cls, cfg: dict[str, Any]) -> HumanEvalTask:
         """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
         if cfg.get("n_shot"):
-            raise ValueError(f"n_shot is not supported by {cls.name}; it is zero-shot")
+            raise UserError(f"n_shot is not supported by {cls.name}; it is zero-shot")
         return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
 
     def examples(self, limit: int | None = None) -> list[Example]:
@@ -114,8 +132,10 @@ class HumanEvalTask:
         return Score(self.completion(example, region_text), result.passed, detail)
 
     def reference_output(self, example: Example) -> tuple[str, str | None]:
-        """The canonical solution in this task's output format: (body or fenced function, None)."""
+        """The canonical solution in this task's output format: (body, None) for infilling; for
+        plain, the entry point's signature and body in a fenced block (helpers come from the prompt)."""
         body = example.meta["canonical_solution"]
         if self.template == "plain":
-            return f"```python\n{example.meta['code']}{body}```", None
+            header = signature(example.meta["code"], example.gold["entry_point"])
+            return f"```python\n{header}{body}```", None
         return body, None

@@ -9,6 +9,7 @@ import re
 import threading
 from typing import Any
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.data import HubSource, load_rows
@@ -65,9 +66,9 @@ class MathTask:
         delimiter: str = DELIMITER,
     ) -> None:
         if subset not in SUBSETS:
-            raise ValueError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
+            raise UserError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
         if template not in ("infilling", "plain"):
-            raise ValueError(f"template must be 'infilling' or 'plain', got {template!r}")
+            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
         self.data_dir, self.subset, self.template = data_dir, subset, template
         self.answer_length, self.instruction, self.delimiter = answer_length, instruction, delimiter
 
@@ -75,7 +76,7 @@ class MathTask:
     def from_config(cls, cfg: dict[str, Any]) -> MathTask:
         """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
         if cfg.get("n_shot"):
-            raise ValueError(f"n_shot is not supported by {cls.name}; it is zero-shot")
+            raise UserError(f"n_shot is not supported by {cls.name}; it is zero-shot")
         return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
 
     def examples(self, limit: int | None = None) -> list[Example]:

@@ -123,6 +123,16 @@ def _kill_group(pid: int) -> None:
         pass
 
 
+def _reap(proc: subprocess.Popen) -> None:
+    """Wait for a killed child without blocking on pipes held open by an escaped grandchild."""
+    try:
+        proc.communicate(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+
+
 def run_python(code: str, limits: Limits = Limits(), namespaces: bool | None = None) -> Result:
     """Run `code` in a fenced child process; `namespaces=None` uses them when available."""
     fence = namespaces_available() if namespaces is None else namespaces
@@ -143,7 +153,7 @@ def run_python(code: str, limits: Limits = Limits(), namespaces: bool | None = N
             out, _ = proc.communicate(job.encode(), timeout=limits.timeout_s)
         except subprocess.TimeoutExpired:
             _kill_group(proc.pid)
-            proc.communicate()
+            _reap(proc)
             return Result("timeout", f"killed after {limits.timeout_s:g} s")
         finally:
             _kill_group(proc.pid)

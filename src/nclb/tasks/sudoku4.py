@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.data import load_rows
@@ -57,9 +58,7 @@ def is_solution(grid: str, puzzle: str) -> bool:
         return False
     rows = [grid[4 * r : 4 * r + 4] for r in range(4)]
     cols = ["".join(row[c] for row in rows) for c in range(4)]
-    boxes = [
-        rows[r][c : c + 2] + rows[r + 1][c : c + 2] for r in (0, 2) for c in (0, 2)
-    ]
+    boxes = [rows[r][c : c + 2] + rows[r + 1][c : c + 2] for r in (0, 2) for c in (0, 2)]
     return all(set(unit) == set("1234") for unit in rows + cols + boxes)
 
 
@@ -98,10 +97,10 @@ class SudokuTask:
         dream_givens: int = 10,
     ) -> None:
         if source not in ("d1", "dream"):
-            raise ValueError(f"source must be 'd1' or 'dream', got {source!r}")
+            raise UserError(f"source must be 'd1' or 'dream', got {source!r}")
         template = template or ("infilling" if source == "d1" else "plain")
         if template not in ("infilling", "plain") or (source, template) == ("dream", "infilling"):
-            raise ValueError(f"template {template!r} is not available for source {source!r}")
+            raise UserError(f"template {template!r} is not available for source {source!r}")
         self.data_dir, self.source, self.template = data_dir, source, template
         self.answer_length, self.dream_givens = answer_length, dream_givens
 
@@ -109,7 +108,7 @@ class SudokuTask:
     def from_config(cls, cfg: dict[str, Any]) -> SudokuTask:
         """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
         if cfg.get("n_shot"):
-            raise ValueError(f"n_shot is not supported by {cls.name}; it is zero-shot")
+            raise UserError(f"n_shot is not supported by {cls.name}; it is zero-shot")
         return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
 
     def examples(self, limit: int | None = None) -> list[Example]:
@@ -125,12 +124,17 @@ class SudokuTask:
                 for i, row in enumerate(rows[:limit])
             ]
         rows = load_rows(f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl", self.data_dir)
-        shots = "\n\n".join(f"Input:\n{r['input']}\nOutput:\n{r['output']}" for r in rows[:DREAM_SHOTS])
+        shots = "\n\n".join(
+            f"Input:\n{r['input']}\nOutput:\n{r['output']}" for r in rows[:DREAM_SHOTS]
+        )
         return [
             Example(
                 f"sudoku-dream{self.dream_givens}-{i}",
                 f"{DREAM_PROMPT}{shots}\n\nInput:\n{row['input']}\nOutput:\n ",
-                {"puzzle": row["input"].replace("\n", ""), "solution": row["output"].replace("\n", "")},
+                {
+                    "puzzle": row["input"].replace("\n", ""),
+                    "solution": row["output"].replace("\n", ""),
+                },
             )
             for i, row in enumerate(rows[DREAM_SHOTS:][:limit], start=DREAM_SHOTS)
         ]
@@ -148,7 +152,10 @@ class SudokuTask:
         """Correct when the extracted grid is a valid solution keeping the givens."""
         grid = extract_grid(region_text if answer_text is None else answer_text, self.source)
         puzzle, solution = example.gold["puzzle"], example.gold["solution"]
-        detail = {"cell_accuracy": cell_accuracy(grid, puzzle, solution), "matches_stored": grid == solution}
+        detail = {
+            "cell_accuracy": cell_accuracy(grid, puzzle, solution),
+            "matches_stored": grid == solution,
+        }
         return Score(grid, is_solution(grid, puzzle), detail)
 
     def reference_output(self, example: Example) -> tuple[str, str | None]:

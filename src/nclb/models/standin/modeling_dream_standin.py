@@ -106,7 +106,8 @@ class _Attention(nn.Module):
         v = self.v_proj(x).view(b, n, self.kv_heads, -1).transpose(1, 2)
         q, k = _rotary(q, positions, self.theta), _rotary(k, positions, self.theta)
         rep = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        if rep > 1:
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=mask, is_causal=False)
         return self.o_proj(y.transpose(1, 2).reshape(b, n, d))
 

@@ -103,7 +103,8 @@ class _Block(nn.Module):
         v = self.v_proj(h).view(b, n, self.kv_heads, -1).transpose(1, 2)
         q, k = _rotary(q, self.theta), _rotary(k, self.theta)
         rep = self.heads // self.kv_heads
-        k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
+        if rep > 1:
+            k, v = k.repeat_interleave(rep, dim=1), v.repeat_interleave(rep, dim=1)
         # Bidirectional and unmasked, as in the released code: padding is attended to.
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=None, is_causal=False)
         x = x + self.attn_out(y.transpose(1, 2).reshape(b, n, d))
