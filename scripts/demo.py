@@ -31,7 +31,9 @@ def main() -> None:
     rows = []
     for task in args.tasks.split(","):
         for label, overrides in SETTINGS.items():
-            cfg = compose("config", ["model=tiny", f"task={task}", f"limit={args.limit}", *overrides])
+            cfg = compose(
+                "config", ["model=tiny", f"task={task}", f"limit={args.limit}", *overrides]
+            )
             if cfg["gamma"] is not None and not cfg["task"].get("answer_length"):
                 continue
             try:

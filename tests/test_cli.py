@@ -16,15 +16,18 @@ NCLB = [sys.executable, "-c", "from nclb.cli import main; main()"]
 
 
 def nclb(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    return subprocess.run([*NCLB, *args], cwd=cwd, capture_output=True, text=True, timeout=120)
+    """`nclb *args` on the oracle and its toy task unless args pick a model or task."""
+    picked = any(a.split("=")[0] in ("model", "task") for a in args)
+    defaults = [] if picked or args[:1] != ("run",) else ["model=oracle", "task=toy"]
+    return subprocess.run(
+        [*NCLB, *args, *defaults], cwd=cwd, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_run_writes_records_and_summary(tmp_path):
     out = tmp_path / "runs"
     r = nclb(
         "run",
-        "model=oracle",
-        "task=toy",
         "decoder=med",
         "lam=0.2",
         "limit=20",
@@ -122,6 +125,28 @@ def test_bad_input_is_one_line(tmp_path, args, needle):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and lines[0].startswith("error:") and needle in lines[0], r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_no_overrides_runs_the_embedded_tiny_model(tmp_path):
+    r = subprocess.run(
+        [*NCLB, "run", "limit=16", f"out_dir={tmp_path}"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert r.returncode == 0, r.stderr
+    summary = json.loads(next(tmp_path.rglob("summary.json")).read_text())
+    assert summary["config"]["model"]["name"] == "tiny"
+    assert summary["config"]["task"]["name"] == "arith"
+    assert summary["accuracy"] >= 0.8
+
+
+def test_tiny_model_on_an_untrained_task_is_one_line(tmp_path):
+    r = nclb("run", "model=tiny", "task=sudoku", f"out_dir={tmp_path}", cwd=tmp_path)
+    assert r.returncode == 2
+    lines = [line for line in r.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "trained on" in lines[0] and "task=sudoku" in lines[0], r.stderr
 
 
 def test_unknown_command(tmp_path):

@@ -84,7 +84,8 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
     """Validate a composed run config and apply the shorthands (lam, k, gamma, block, gen_length).
 
     gen_length: the top-level value, else the model's own (the reference model needs room for
-    whole solutions), else the task's.
+    whole solutions), else the task's. A model's answer_length likewise replaces the task's, for
+    tasks that have an answer block.
     """
     task = dict(cfg["task"])
     gen_length = positive_int(
@@ -93,6 +94,8 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
     )
     block = positive_int("block", cfg.get("block") or task.get("block") or gen_length)
     task["gen_length"], task["block"] = gen_length, block
+    if task.get("answer_length") and cfg["model"].get("answer_length"):
+        task["answer_length"] = positive_int("model.answer_length", cfg["model"]["answer_length"])
     params = decoder_params(cfg, gen_length, block)
     try:
         decoder = build_decoder(cfg["decoder"]["name"], **params)

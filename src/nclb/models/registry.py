@@ -24,6 +24,14 @@ def oracle_model(cfg: dict, gen_length: int) -> MaskedLM:
     return OracleModel(palindrome_joint(cfg["content"], cfg["length"], cfg["seed"]))
 
 
+RUN_KEYS = ("tasks", "gen_length", "answer_length", "confidence")
+
+
+def loader_keys(cfg: dict) -> dict:
+    """The model config without the keys that steer the run rather than the loader."""
+    return {key: val for key, val in cfg.items() if key not in RUN_KEYS}
+
+
 def tiny_model(cfg: dict, task: Task) -> MaskedLM:
     """The embedded tiny MDLM trained for `task` (checkpoints/tiny-<task> unless model.path)."""
     from nclb.models.hf import load_hf_model
@@ -35,7 +43,7 @@ def tiny_model(cfg: dict, task: Task) -> MaskedLM:
             "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
         )
     path = Path(cfg.get("path") or REPO_ROOT / "checkpoints" / f"tiny-{task.name}")
-    return load_hf_model({**cfg, "path": str(path)})
+    return load_hf_model({**loader_keys(cfg), "path": str(path)})
 
 
 def build_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
@@ -48,9 +56,11 @@ def build_model(cfg: dict, task: Task, examples: list[Example], gen_length: int)
     if name in ("llada", "dream"):
         from nclb.models.hf import load_hf_model
 
-        return load_hf_model(cfg)
+        return load_hf_model(loader_keys(cfg))
     if name == "reference":
         from nclb.models.reference import ReferenceModel
 
-        return ReferenceModel.for_task(task, examples, gen_length)
+        return ReferenceModel.for_task(
+            task, examples, gen_length, confidence=float(cfg.get("confidence", 50.0))
+        )
     raise UserError(f"model={name!r} is unknown; choose one of {list(MODELS)}")

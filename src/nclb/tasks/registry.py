@@ -8,6 +8,12 @@ from nclb.errors import UserError
 from nclb.tasks.base import Task
 
 TASKS = {
+    "arith": "nclb.tasks.arith:ArithTask",
+    "gsm8k": "nclb.tasks.gsm8k:GSM8kTask",
+    "humaneval": "nclb.tasks.humaneval:HumanEvalTask",
+    "math": "nclb.tasks.mathtask:MathTask",
+    "sudoku": "nclb.tasks.sudoku4:SudokuTask",
+    "sudoku9": "nclb.tasks.sudoku9:Sudoku9Task",
     "toy": "nclb.tasks.toy:PalindromeTask",
 }
 
