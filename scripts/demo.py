@@ -27,12 +27,22 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=100, help="examples per task and decoder")
     parser.add_argument("--tasks", default="arith,sudoku9")
+    parser.add_argument(
+        "--out-dir", default="outputs/runs", help="run folders (resumed if present)"
+    )
     args = parser.parse_args()
     rows = []
     for task in args.tasks.split(","):
         for label, overrides in SETTINGS.items():
             cfg = compose(
-                "config", ["model=tiny", f"task={task}", f"limit={args.limit}", *overrides]
+                "config",
+                [
+                    "model=tiny",
+                    f"task={task}",
+                    f"limit={args.limit}",
+                    f"out_dir={args.out_dir}",
+                    *overrides,
+                ],
             )
             if cfg["gamma"] is not None and not cfg["task"].get("answer_length"):
                 continue
