@@ -24,5 +24,16 @@ lint: install
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
 
+# Paper tables and figures (nclb table; grids in configs/grids/, outputs in results/).
+# MODEL=tiny (default, CPU) | llada | dream (GPU). TABLE_ARGS passes extra key=value to nclb table.
+MODEL ?= tiny
+PAPER_TARGETS := table1 figure3 table2 table3 table4 table6 figure4
+.PHONY: $(PAPER_TARGETS) tables
+
+$(PAPER_TARGETS): install
+	$(NCLB) table $@ model=$(MODEL) $(TABLE_ARGS)
+
+tables: table1 figure3 table2
+
 clean:
 	rm -rf $(VENV) outputs

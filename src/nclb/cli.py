@@ -20,6 +20,10 @@ USAGE = """usage: nclb COMMAND [-m] [key=value ...]
 commands:
   run     decode a task with a model and decoder; logs records.jsonl and summary.json
   train   train the embedded tiny model (nclb train task=arith)
+  posterior    posterior reasoning traces p(r | c, a) as JSONL (docs/posterior.md)
+  finetune     fine-tune a model on traces, MDLM loss on the response (LoRA option)
+  trace-score  partial-trace answer scores vs final correctness (Figure 4), CSV
+  table   a paper table/figure from logged runs (nclb table table2 model=tiny)
 
 examples:
   nclb run decoder=med lam=0.2 limit=20
@@ -101,9 +105,13 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
 def run_command(argv: list[str]) -> None:
     """`nclb run`."""
     from nclb.config import resolve
+    from nclb.kl import kl_options
     from nclb.runner import run
 
-    validate("config", [a for a in argv if not a.startswith("-")], resolve)
+    def check(cfg: dict) -> None:
+        kl_options(cfg.get("metrics"), resolve(cfg).sampler)
+
+    validate("config", [a for a in argv if not a.startswith("-")], check)
     hydra_job("config", run, argv)
 
 
@@ -116,7 +124,45 @@ def train_command(argv: list[str]) -> None:
     hydra_job("train", lambda cfg: train(cfg), overrides + [a for a in argv if a.startswith("-")])
 
 
-COMMANDS = {"run": run_command, "train": train_command}
+def table_command(argv: list[str]) -> None:
+    """`nclb table NAME`: run a paper grid's missing runs, write results/NAME.{md,csv,tex}."""
+    from nclb.tables.make import table_command as make
+
+    make(argv)
+
+
+def _hydra_command(config_name: str, module: str, function: str, argv: list[str]) -> None:
+    """Validate the overrides (module.validate_config, for every sweep combination), then run
+    module.function under Hydra."""
+    import importlib
+
+    mod = importlib.import_module(module)
+    job, check = getattr(mod, function), getattr(mod, "validate_config", lambda cfg: None)
+    validate(config_name, [a for a in argv if not a.startswith("-")], check)
+    hydra_job(config_name, job, argv)
+
+
+def posterior_command(argv: list[str]) -> None:
+    """`nclb posterior`."""
+    _hydra_command("posterior", "nclb.posterior", "posterior", argv)
+
+
+def finetune_command(argv: list[str]) -> None:
+    """`nclb finetune`."""
+    _hydra_command("finetune", "nclb.finetune", "finetune", argv)
+
+
+def trace_score_command(argv: list[str]) -> None:
+    """`nclb trace-score`."""
+    _hydra_command("trace_score", "nclb.trace_score", "trace_score", argv)
+
+
+COMMANDS = {"run": run_command, "train": train_command, "table": table_command}
+COMMANDS |= {
+    "posterior": posterior_command,
+    "finetune": finetune_command,
+    "trace-score": trace_score_command,
+}
 
 
 def main(argv: list[str] | None = None) -> None:

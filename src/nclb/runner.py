@@ -11,6 +11,7 @@ import torch
 from tqdm import tqdm
 
 from nclb.config import RunSettings, resolve
+from nclb.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM
 from nclb.models.registry import build_model
 from nclb.runlog import (
@@ -109,6 +110,7 @@ def describe(s: RunSettings) -> str:
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration end to end and return its summary (also written to summary.json)."""
     s = resolve(cfg)
+    kl_opts = kl_options(cfg.get("metrics"), s.sampler)
     task = build_task(s.task)
     examples = task.examples(s.limit)
     model = build_model(s.model, task, examples, s.gen_length)
@@ -133,6 +135,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                     ex, canvas = batch[index]
                     seconds = time.perf_counter() - t0
                     record = make_record(ex, canvas, gen, task, model, seconds, s.log_trajectory)
+                    if kl_opts.kl:
+                        record["kl"] = kl_record(model, canvas, gen, s.sampler.temperature, kl_opts)
                     writer.write(record)
                     new.append(record)
                     bar.update(1)
@@ -147,6 +151,9 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
     summary["label"] = describe(s)
     summary["identity"] = identity
+    kl = kl_summary(records)
+    if kl is not None:
+        summary["kl"] = kl
     write_json_atomic(folder / SUMMARY, summary)
     acc = summary["accuracy"]
     print(

@@ -73,7 +73,9 @@ def make_batch(
     for ex in examples:
         canvas = task.canvas(ex, lm, gen_length)
         gold = task.gold_region(ex, lm, gen_length)
-        rows.append((canvas.prompt, gold, [r == lm.mask_id for r in canvas.region]))
+        # A gold position left masked (an answer-only example's scratchpad) is never a target.
+        can = [r == lm.mask_id and g != lm.mask_id for r, g in zip(canvas.region, gold)]
+        rows.append((canvas.prompt, gold, can))
     width = max(len(p) for p, _, _ in rows)
     ids, attn, maskable = [], [], []
     for prompt, gold, can in rows:

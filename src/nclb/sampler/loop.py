@@ -110,27 +110,39 @@ def exit_statistic(entropy: torch.Tensor, answer_masked: torch.Tensor, how: str)
     return stat.masked_fill(~answer_masked.any(1), float("inf"))
 
 
-def record_step(
-    gen: Generation,
+def record_steps(
+    gens: list[Generation],
+    rows: list[int],
     step: int,
-    chosen: torch.Tensor,
+    commit: torch.Tensor,
     tokens: torch.Tensor,
     s: PositionStats,
-    row: int,
-    early_exit: bool = False,
+    exiting: torch.Tensor,
 ) -> None:
-    """Append the committed positions of one row to its trajectory."""
-    pos = chosen.nonzero().squeeze(1)
-    gen.steps.append(
-        StepRecord(
-            step=step,
-            positions=pos.tolist(),
-            tokens=tokens[pos].tolist(),
-            logprobs=s.logprob[row, pos].tolist(),
-            entropies=s.entropy[row, pos].tolist(),
-            early_exit=early_exit,
+    """Count one forward pass for each of `rows` and append the positions each committed
+    (`commit` [R, G]) to its trajectory; the batch is read in one pass, not row by row."""
+    where = commit.nonzero()
+    r, pos = where[:, 0], where[:, 1]
+    positions, counts = pos.tolist(), commit.sum(1).tolist()
+    toks = tokens[r, pos].tolist()
+    logprobs, entropies = s.logprob[r, pos].tolist(), s.entropy[r, pos].tolist()
+    start = 0
+    for row, n, exited in zip(rows, counts, exiting.tolist()):
+        gen, end = gens[row], start + n
+        gen.nfe += 1
+        gen.steps.append(
+            StepRecord(
+                step=step,
+                positions=positions[start:end],
+                tokens=toks[start:end],
+                logprobs=logprobs[start:end],
+                entropies=entropies[start:end],
+                early_exit=exited,
+            )
         )
-    )
+        if exited:
+            gen.exit_step = step
+        start = end
 
 
 def fill_after_eos(
@@ -179,7 +191,8 @@ def generate(
     while not done.all():
         rows = (~done).nonzero().squeeze(1)
         logits = model.logits(ids[rows].to(model.device), attn[rows].to(model.device))
-        s = position_stats(logits[:, width:].cpu(), cfg.temperature, generator)
+        # Statistics on the model's device; only the small [B, G] results come back.
+        s = position_stats(logits[:, width:], cfg.temperature, generator).to("cpu")
         region = ids[rows, width:]
         masked = region == model.mask_id
         index, window = active_window(masked, cfg.block)
@@ -195,25 +208,24 @@ def generate(
             commit[exiting] = answer_masked[exiting]
         tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
         deciding = ~exiting
-        if deciding.any():
+        n_deciding = int(deciding.sum())
+        if n_deciding:
+            # Index only when some rows exit this step (the common case takes views).
+            keep = slice(None) if n_deciding == len(rows) else deciding
             view = StepView(
-                candidates=(masked & window)[deciding],
-                stats=s.rows(deciding),
-                block_step=block_step[rows][deciding],
-                block_masked=block_masked[rows][deciding],
+                candidates=(masked & window)[keep],
+                stats=s.rows(keep),
+                block_step=block_step[rows][keep],
+                block_masked=block_masked[rows][keep],
                 block_size=cfg.block,
                 generator=generator,
             )
             chosen = decoder.select(view) & view.candidates
             if not chosen.any(1).all():
                 raise RuntimeError(f"decoder {decoder.name} committed nothing for a row")
-            commit[deciding] = chosen
+            commit[keep] = chosen
         region = torch.where(commit, tokens, region)
-        for j, r in enumerate(rows.tolist()):
-            gens[r].nfe += 1
-            record_step(gens[r], step, commit[j], tokens[j], s, j, bool(exiting[j]))
-            if exiting[j]:
-                gens[r].exit_step = step
+        record_steps(gens, rows.tolist(), step, commit, tokens, s, exiting)
         if cfg.stop_on_eos and model.eos_ids:
             still = region == model.mask_id
             region = region.masked_fill(

@@ -26,24 +26,45 @@ class PositionStats:
     margin: torch.Tensor
     greedy: torch.Tensor
 
-    def rows(self, keep: torch.Tensor) -> PositionStats:
-        """The statistics of the rows where `keep` [B] is True."""
+    def rows(self, keep: torch.Tensor | slice) -> PositionStats:
+        """The statistics of the rows where `keep` [B] is True (or of a slice of rows)."""
+        if isinstance(keep, slice) and keep == slice(None):
+            return self
         return PositionStats(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
+
+    def to(self, device: torch.device | str) -> PositionStats:
+        """The statistics on `device` (they are [B, G], so moving them is cheap)."""
+        if all(getattr(self, f.name).device == torch.device(device) for f in fields(self)):
+            return self
+        return PositionStats(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
 
 
 def position_stats(
     logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
 ) -> PositionStats:
-    """Entropy, confidence, margin and the chosen token for every position of `logits` [B, G, V]."""
+    """Entropy, confidence, margin and the chosen token for every position of `logits` [B, G, V].
+
+    Everything is computed on the logits' device. A sample with a `generator` on another device
+    (the runner seeds a CPU generator) is drawn there, from the tempered probabilities moved over,
+    so a seed gives the same tokens whatever device the model runs on.
+    """
     logp = torch.log_softmax(logits.float(), dim=-1)
     probs = logp.exp()
     entropy = torch.special.entr(probs).sum(-1)
-    top2 = probs.topk(2, dim=-1).values if probs.shape[-1] > 1 else probs.repeat(1, 1, 2)
+    top1, best = probs.max(dim=-1)
+    # The runner-up: the max once the best entry is set aside (the same values as topk(2), and
+    # several times faster on CPU). With one token in the vocabulary the margin is 0.
+    top2 = top1
+    if probs.shape[-1] > 1:
+        top2 = probs.scatter(-1, best.unsqueeze(-1), float("-inf")).max(dim=-1).values
     greedy = logits.argmax(-1)
     if temperature > 0:
         tempered = torch.softmax(logits.float() / temperature, dim=-1)
         flat = tempered.reshape(-1, tempered.shape[-1])
+        if generator is not None and generator.device != flat.device:
+            flat = flat.to(generator.device)
         token = torch.multinomial(flat, 1, generator=generator).view(greedy.shape)
+        token = token.to(logits.device)
     else:
         token = greedy
     logprob = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
@@ -52,6 +73,6 @@ def position_stats(
         logprob=logprob,
         entropy=entropy,
         confidence=logprob.exp(),
-        margin=top2[..., 0] - top2[..., 1],
+        margin=top1 - top2,
         greedy=greedy,
     )

@@ -42,6 +42,7 @@ class ArithTask:
     min_steps: int = 2
     max_steps: int = 3
     reverse_digits: bool = True
+    trace_max_steps: int | None = None  # longer chains are answer-only in gold_region (Table 4)
 
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
@@ -135,12 +136,17 @@ class ArithTask:
         )
 
     def gold_region(self, example: Example, model: MaskedLM, gen_length: int) -> list[int]:
-        """The filled region: scratchpad padded with eos, delimiter, answer padded with eos."""
+        """The filled region: scratchpad padded with eos, delimiter, answer padded with eos.
+
+        With `trace_max_steps`, chains of more steps keep a masked scratchpad (answer only)."""
         canvas = infilling_canvas(
             [], model, gen_length, self.delimiter, self.answer_length, answer_text=str(example.gold)
         )
         trace = model.codec.encode(example.meta["trace"])
         reasoning = canvas.answer[0] - len(model.codec.encode(self.delimiter))
+        if self.trace_max_steps is not None and len(example.meta["steps"]) > self.trace_max_steps:
+            # Answer only: the scratchpad stays masked, so a trainer leaves it out of the loss.
+            return [model.mask_id] * reasoning + canvas.region[reasoning:]
         if len(trace) > reasoning:
             raise TemplateError(
                 f"trace of {len(trace)} tokens exceeds the reasoning budget {reasoning}; "

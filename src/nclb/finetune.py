@@ -1,0 +1,352 @@
+"""`nclb finetune`: fine-tune a masked diffusion LM on reasoning traces (the paper's Table 4).
+
+Objective: the MDLM loss on the response only. Per sequence a mask ratio t = eps + (1 - eps) u,
+u ~ U(0, 1) stratified over the batch; every response position (one the sampler would have to
+fill: reasoning and answer block, never the prompt or a pre-filled delimiter) is masked with
+probability t; cross-entropy on the masked positions weighted by 1/t, divided by the number of
+response positions. Data: posterior traces (`nclb posterior` JSONL, `data.traces`) and/or gold
+traces of the task's problems (`data.gold_n`). Full fine-tuning, or LoRA adapters through `peft`
+(`lora.enabled=true`, the `lora` extra), merged into the saved checkpoint by default.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import shutil
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from nclb.errors import UserError
+from nclb.models.base import MaskedLM
+from nclb.models.hf import shift_right
+from nclb.models.registry import build_model
+from nclb.posterior import SOURCES, problems
+from nclb.runlog import git_revision, read_records, write_json_atomic
+from nclb.sampler import SamplerConfig, build_decoder, generate
+from nclb.tasks.base import Example, Task
+from nclb.tasks.registry import build_task
+from nclb.train import lr_factor
+
+TRACE_MODES = ("posterior", "prior", "all")
+
+
+@dataclass
+class TrainItem:
+    """One training sequence: prompt ids, the filled region, and which region positions are
+    response targets (maskable)."""
+
+    prompt: list[int]
+    region: list[int]
+    maskable: list[bool]
+
+
+def gold_region(task: Task, example: Example, model: MaskedLM, gen_length: int) -> list[int]:
+    """The gold filled region: the task's own `gold_region` (arith), else its reference solution
+    (`reference_output`: reasoning in the masked positions before the answer block, cut to fit,
+    answer block eos-padded)."""
+    if hasattr(task, "gold_region"):
+        return task.gold_region(example, model, gen_length)
+    if not hasattr(task, "reference_output"):
+        raise UserError(f"task={task.name} has no gold traces; use data.traces only")
+    reasoning, answer = task.reference_output(example)
+    canvas = task.canvas(example, model, gen_length)
+    region = list(canvas.region)
+    end = canvas.answer[0] if canvas.answer else len(region)
+    slots = [i for i in range(end) if region[i] == model.mask_id]
+    text = model.codec.encode(reasoning)[: len(slots)]
+    text += [model.eos_ids[0]] * (len(slots) - len(text))
+    for i, tok in zip(slots, text, strict=True):
+        region[i] = tok
+    if canvas.answer:
+        start, stop = canvas.answer
+        ids = model.codec.encode(answer or "")[: stop - start]
+        region[start:stop] = ids + [model.eos_ids[0]] * (stop - start - len(ids))
+    return region
+
+
+def item_for(task: Task, example: Example, model: MaskedLM, region: list[int], gen_length: int):
+    """A TrainItem: the canvas's masked positions that the region fills are the targets."""
+    canvas = task.canvas(example, model, gen_length)
+    if len(region) != len(canvas.region):
+        raise UserError(
+            f"a trace of {example.id} has {len(region)} region tokens but the canvas has "
+            f"{len(canvas.region)}; use the gen_length the traces were made with"
+        )
+    maskable = [c == model.mask_id and r != model.mask_id for c, r in zip(canvas.region, region)]
+    return TrainItem(canvas.prompt, list(region), maskable)
+
+
+def load_items(
+    data: dict[str, Any], task: Task, model: MaskedLM, gen_length: int
+) -> tuple[list[TrainItem], dict[str, int]]:
+    """Training items from trace files and gold traces, and how many came from each."""
+    items, counts = [], {"traces": 0, "gold": 0, "dropped": 0}
+    mode = data.get("trace_mode", "posterior")
+    if mode not in TRACE_MODES:
+        raise UserError(f"data.trace_mode={mode!r} must be one of {list(TRACE_MODES)}")
+    floor = data.get("min_answer_logprob")
+    for path in data.get("traces") or []:
+        if not Path(path).is_file():
+            raise UserError(f"data.traces: {path} is not a file (write one with `nclb posterior`)")
+        for r in read_records(Path(path)):
+            if mode != "all" and r.get("mode") != mode:
+                continue
+            if (floor is not None and r["answer_logprob"] < floor) or (
+                data.get("require_trace_ok") and r.get("trace_ok") is False
+            ):
+                counts["dropped"] += 1
+                continue
+            ex = Example(r["id"], r["prompt"], r.get("gold"))
+            items.append(item_for(task, ex, model, r["region_ids"], gen_length))
+            counts["traces"] += 1
+    gold_n = int(data.get("gold_n") or 0)
+    if gold_n:
+        source = data.get("gold_source", "train_stream")
+        for ex in problems(task, source, gold_n, int(data.get("gold_seed", 7))):
+            region = gold_region(task, ex, model, gen_length)
+            items.append(item_for(task, ex, model, region, gen_length))
+            counts["gold"] += 1
+    if not items:
+        raise UserError("no training data: set data.traces=[file.jsonl] and/or data.gold_n=N")
+    return items, counts
+
+
+def collate(items: list[TrainItem], pad_id: int) -> tuple[torch.Tensor, ...]:
+    """Left-padded ids [B, N], attention mask [B, N] and response targets [B, N]."""
+    width = max(len(it.prompt) for it in items)
+    ids, attn, maskable = [], [], []
+    for it in items:
+        pad = width - len(it.prompt)
+        ids.append([pad_id] * pad + it.prompt + it.region)
+        attn.append([False] * pad + [True] * (len(it.prompt) + len(it.region)))
+        maskable.append([False] * (pad + len(it.prompt)) + it.maskable)
+    return torch.tensor(ids), torch.tensor(attn), torch.tensor(maskable)
+
+
+def train_logits(lm: MaskedLM, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
+    """Logits [B, N, V] with gradients (the adapter's `logits` runs without them); position i
+    predicts token i for every family."""
+    kwargs_for = getattr(lm, "_attention_kwargs", None)
+    kwargs = kwargs_for(attn) if kwargs_for else {"attention_mask": attn}
+    out = lm.model(input_ids=ids, **kwargs).logits
+    family = getattr(lm, "family", None)
+    return shift_right(out) if family is not None and family.shifted else out
+
+
+def response_mdlm_loss(
+    lm: MaskedLM,
+    ids: torch.Tensor,
+    attn: torch.Tensor,
+    maskable: torch.Tensor,
+    eps: float,
+    gen: torch.Generator,
+) -> torch.Tensor:
+    """The 1/t-weighted masked cross-entropy over response positions (module docstring).
+    Random draws are made on the CPU (`gen`), so a seed gives the same masks on any device."""
+    b = ids.shape[0]
+    u = (torch.arange(b) + torch.rand(b, generator=gen)) / b
+    t = eps + (1 - eps) * u[torch.randperm(b, generator=gen)]
+    masked = (torch.rand(ids.shape, generator=gen) < t[:, None]) & maskable
+    device = lm.device
+    ids_d, masked_d = ids.to(device), masked.to(device)
+    logits = train_logits(lm, ids_d.masked_fill(masked_d, lm.mask_id), attn.to(device))
+    ce = F.cross_entropy(logits[masked_d].float(), ids_d[masked_d], reduction="none")
+    weights = (1.0 / t)[:, None].expand_as(ids)[masked].to(device)
+    return (ce * weights).sum() / maskable.sum().clamp(min=1).to(device)
+
+
+def add_lora(lm: MaskedLM, cfg: dict[str, Any]):
+    """Wrap lm.model with LoRA adapters (peft); only the adapters train."""
+    try:
+        from peft import LoraConfig, get_peft_model
+    except ImportError:
+        raise UserError(
+            "lora.enabled=true needs peft: pip install 'nclb[lora]' (or pip install peft)"
+        ) from None
+    targets = list(cfg.get("target_modules") or [])
+    if not targets:
+        raise UserError("lora.target_modules is empty; name the linear layers to adapt")
+    config = LoraConfig(
+        r=int(cfg["r"]),
+        lora_alpha=int(cfg["alpha"]),
+        lora_dropout=float(cfg["dropout"]),
+        target_modules=targets,
+        bias="none",
+    )
+    try:
+        lm.model = get_peft_model(lm.model, config)
+    except ValueError as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserError(f"lora.target_modules={targets}: {first}") from None
+    return lm.model
+
+
+@torch.no_grad()
+def evaluate(task: Task, lm: MaskedLM, n: int, block: int, gen_length: int, batch: int) -> dict:
+    """Greedy k=1 entropy decoding on the first n evaluation examples: accuracy, and the
+    fraction of correct traces where the task can check them."""
+    lm.model.eval()
+    examples = task.examples(n)
+    decoder, sampler = build_decoder("ktoken", k=1), SamplerConfig(block=block)
+    correct, traced, checked = 0, 0, 0
+    for start in range(0, len(examples), batch):
+        chunk = examples[start : start + batch]
+        canvases = [task.canvas(ex, lm, gen_length) for ex in chunk]
+        for ex, canvas, g in zip(chunk, canvases, generate(lm, canvases, decoder, sampler)):
+            text = lm.codec.decode(g.region)
+            answer = None
+            if canvas.answer is not None:
+                answer = lm.codec.decode(g.region[canvas.answer[0] : canvas.answer[1]])
+            correct += task.score(ex, text, answer).correct
+            if hasattr(task, "check_trace"):
+                checked += 1
+                traced += bool(task.check_trace(text, ex.prompt))
+    out = {"n": len(examples), "accuracy": correct / max(1, len(examples))}
+    if checked:
+        out["trace_ok"] = traced / checked
+    return out
+
+
+def save_model(lm: MaskedLM, source: Path | None, folder: Path, lora: dict[str, Any]) -> Path:
+    """Save the fine-tuned model as a checkpoint folder `model.path=` can load (LoRA merged),
+    or, with lora.merge=false, the adapter alone under `adapter/`."""
+    model = lm.model
+    if lora.get("enabled") and not lora.get("merge", True):
+        target = folder / "adapter"
+        model.save_pretrained(target)
+        return target
+    if lora.get("enabled"):
+        model = model.merge_and_unload()
+    target = folder / "hf"
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    model.save_pretrained(target, safe_serialization=True)
+    lm.tokenizer.save_pretrained(target)
+    if source is not None and source.is_dir():  # remote code files the checkpoint needs
+        for code in source.glob("*.py"):
+            if not (target / code.name).exists():
+                shutil.copyfile(code, target / code.name)
+    return target
+
+
+def validate_config(cfg: dict[str, Any]) -> None:
+    """One-line errors for bad values, before anything loads."""
+    optim = cfg["optim"]
+    for key in ("steps", "batch_size", "grad_accum"):
+        value = optim.get(key)
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            raise UserError(f"optim.{key}={value!r} must be an integer >= 1")
+    if not float(optim["lr"]) > 0:
+        raise UserError(f"optim.lr={optim['lr']!r} must be > 0")
+    if cfg["data"].get("trace_mode", "posterior") not in TRACE_MODES:
+        raise UserError(
+            f"data.trace_mode={cfg['data']['trace_mode']!r} must be one of {list(TRACE_MODES)}"
+        )
+    if cfg["data"].get("gold_source", "train_stream") not in SOURCES:
+        raise UserError(
+            f"data.gold_source={cfg['data']['gold_source']!r} must be one of {list(SOURCES)}"
+        )
+    if not 0 < float(cfg.get("mask_eps", 1e-3)) < 1:
+        raise UserError(f"mask_eps={cfg.get('mask_eps')!r} must be in (0, 1)")
+
+
+def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run `nclb finetune` per `cfg` (configs/finetune.yaml); returns the summary."""
+    validate_config(cfg)
+    torch.set_num_threads(int(cfg.get("threads") or 1))
+    task_cfg = dict(cfg["task"])
+    gen_length = int(cfg.get("gen_length") or task_cfg["gen_length"])
+    task_cfg["gen_length"] = gen_length
+    block = int(cfg["eval"].get("block") or task_cfg.get("block") or gen_length)
+    task = build_task(task_cfg)
+    model_cfg = dict(cfg["model"])
+    if cfg.get("init"):
+        model_cfg["path"] = str(cfg["init"])
+    model_cfg["device"] = cfg.get("device", "auto")
+    lm = build_model(model_cfg, task, [], gen_length)
+    if not hasattr(lm, "model"):
+        raise UserError(
+            f"model={model_cfg.get('name')} has no trainable weights; use tiny, llada or dream"
+        )
+    source = Path(model_cfg["path"]) if model_cfg.get("path") else None
+    if source is None and model_cfg.get("name") == "tiny":
+        from nclb.config import REPO_ROOT
+
+        source = REPO_ROOT / "checkpoints" / f"tiny-{task.name}"
+    items, counts = load_items(cfg["data"], task, lm, gen_length)
+    out = Path(cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    ev = cfg["eval"]
+    summary: dict[str, Any] = {"data": counts}
+    if ev.get("n") and ev.get("before"):
+        summary["eval_before"] = evaluate(
+            task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"])
+        )
+        print(f"before fine-tuning: {summary['eval_before']}")
+    lora = dict(cfg.get("lora") or {})
+    if lora.get("enabled"):
+        add_lora(lm, lora)
+    torch.manual_seed(int(cfg["seed"]))
+    lm.model.train()
+    params = [p for p in lm.model.parameters() if p.requires_grad]
+    optim = cfg["optim"]
+    opt = torch.optim.AdamW(
+        params, lr=float(optim["lr"]), weight_decay=float(optim["weight_decay"])
+    )
+    gen = torch.Generator().manual_seed(int(cfg["seed"]))
+    steps, size, accum = int(optim["steps"]), int(optim["batch_size"]), int(optim["grad_accum"])
+    order: list[int] = []
+    log = (out / "metrics.jsonl").open("w")
+    start, running = time.time(), []
+    for step in range(1, steps + 1):
+        for group in opt.param_groups:
+            group["lr"] = float(optim["lr"]) * lr_factor(
+                (step - 1) / steps, float(optim["warmup_frac"]), float(optim["min_lr_ratio"])
+            )
+        opt.zero_grad(set_to_none=True)
+        for _ in range(accum):
+            if len(order) < size:
+                order += torch.randperm(len(items), generator=gen).tolist()
+            batch, order = [items[i] for i in order[:size]], order[size:]
+            ids, attn, maskable = collate(batch, lm.pad_id)
+            loss = response_mdlm_loss(lm, ids, attn, maskable, float(cfg["mask_eps"]), gen)
+            (loss / accum).backward()
+            running.append(loss.item())
+        torch.nn.utils.clip_grad_norm_(params, float(optim["grad_clip"]))
+        opt.step()
+        if step % int(cfg["log_every"]) == 0 or step == steps:
+            entry = {
+                "step": step,
+                "loss": sum(running) / len(running),
+                "lr": opt.param_groups[0]["lr"],
+            }
+            entry["seconds"] = round(time.time() - start, 1)
+            running = []
+            log.write(json.dumps(entry) + "\n")
+            log.flush()
+            print(json.dumps(entry))
+    log.close()
+    lm.model.eval()
+    if ev.get("n"):
+        summary["eval"] = evaluate(task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"]))
+    saved = save_model(lm, source, out, lora)
+    summary |= {
+        "checkpoint": str(saved),
+        "examples": len(items),
+        "epochs": steps * size * accum / len(items),
+        "seconds": time.time() - start,
+        "git": git_revision(),
+        "config": cfg,
+    }
+    write_json_atomic(out / "summary.json", summary)
+    acc = summary.get("eval", {}).get("accuracy")
+    shown = "n/a" if acc is None or math.isnan(acc) else f"{acc:.3f}"
+    print(f"fine-tuned on {len(items)} sequences ({counts}); accuracy {shown} -> {saved}")
+    return summary

@@ -1,0 +1,269 @@
+"""`nclb posterior`: posterior reasoning traces, samples from p(r | c, a) (the paper's Table 3).
+
+For each problem the gold answer is pre-filled in the answer block of the reasoning-as-infilling
+canvas and the sampler fills the reasoning. Every trace is written to `traces.jsonl` with its
+answer log-probability log p(a | c, r) under the model (to filter traces) and, where the task can
+check a trace (arith: `check_trace` recomputes every step), whether it is correct. With
+`prior=true` the same problems are also decoded without the answer (ordinary decoding), so the
+summary compares the fraction of correct traces with and without conditioning on the answer.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from nclb.config import resolve
+from nclb.errors import UserError
+from nclb.likelihood import ANSWER_SCORES, answer_logprobs
+from nclb.models.base import MaskedLM
+from nclb.models.registry import build_model
+from nclb.runlog import git_revision, read_records, write_json_atomic
+from nclb.runner import batches
+from nclb.sampler import generate
+from nclb.tasks.base import Canvas, Example, Task
+from nclb.tasks.registry import build_task
+
+SOURCES = ("examples", "train_stream")
+TRACES = "traces.jsonl"
+
+
+def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]:
+    """The problems to trace: the task's evaluation examples (`examples`, first n) or the first
+    n distinct problems of its synthetic training stream (`train_stream`, seeded)."""
+    if source == "examples":
+        return task.examples(n)
+    if source != "train_stream":
+        raise UserError(f"source={source!r} must be one of {list(SOURCES)}")
+    if not hasattr(task, "train_stream"):
+        raise UserError(
+            f"task={task.name} has no training stream; use source=examples "
+            "(and the task's own split setting, e.g. task.split=train)"
+        )
+    if n is None:
+        raise UserError("source=train_stream needs a number of problems: set n=<count>")
+    stream, seen, out = task.train_stream(seed), set(), []
+    while len(out) < n:
+        ex = next(stream)
+        if ex.prompt in seen:
+            continue
+        seen.add(ex.prompt)
+        out.append(Example(f"{task.name}-train{seed}-{len(out)}", ex.prompt, ex.gold, ex.meta))
+    return out
+
+
+def answer_text(task: Task, example: Example) -> str:
+    """The text of the gold answer block: the task's reference answer block if it has one
+    (gsm8k: `72}.`), else str(gold)."""
+    reference = getattr(task, "reference_output", None)
+    if reference is not None:
+        block = reference(example)[1]
+        if block is None:
+            raise UserError(
+                f"task={task.name} uses a plain template without an answer block; "
+                "set task.template=infilling"
+            )
+        return block
+    return str(example.gold)
+
+
+def fill_answer(canvas: Canvas, model: MaskedLM, text: str) -> list[int]:
+    """`canvas.region` with the answer block holding `text`, padded with the first eos id."""
+    if canvas.answer is None:
+        raise UserError(
+            "posterior sampling needs an answer block: use a task with the reasoning-as-infilling "
+            "template (arith, gsm8k, math)"
+        )
+    start, end = canvas.answer
+    ids = model.codec.encode(text)
+    if len(ids) > end - start:
+        raise UserError(
+            f"answer {text!r} is {len(ids)} tokens but the answer block holds {end - start}; "
+            "raise answer_length"
+        )
+    region = list(canvas.region)
+    region[start:end] = ids + [model.eos_ids[0]] * (end - start - len(ids))
+    return region
+
+
+def posterior_canvas(task: Task, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+    """The task's canvas with the gold answer pre-filled: sampling it draws r ~ p(r | c, a)."""
+    canvas = task.canvas(example, model, gen_length)
+    region = fill_answer(canvas, model, answer_text(task, example))
+    return Canvas(prompt=canvas.prompt, region=region, answer=canvas.answer)
+
+
+def trace_check(task: Task, text: str, example: Example) -> bool | None:
+    """Whether every step of the trace recomputes (None where the task has no checker)."""
+    check = getattr(task, "check_trace", None)
+    return None if check is None else bool(check(text, example.prompt))
+
+
+def wrong_ids(path: str) -> set[str]:
+    """Ids of the examples a `nclb run` records.jsonl scored wrong."""
+    file = Path(path)
+    if not file.is_file():
+        raise UserError(f"only_wrong={path} is not a file; point it at a run's records.jsonl")
+    return {r["id"] for r in read_records(file) if not r.get("correct")}
+
+
+def _rate(values: list[Any]) -> float | None:
+    kept = [bool(v) for v in values if v is not None]
+    return sum(kept) / len(kept) if kept else None
+
+
+def _mean(values: list[float]) -> float | None:
+    return sum(values) / len(values) if values else None
+
+
+def summarize_traces(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Fractions of correct traces per mode, the prior's accuracy, and the posterior traces'
+    correctness on the problems the prior decoding got wrong (the paper's Table 3 setting)."""
+    out: dict[str, Any] = {}
+    for mode in ("posterior", "prior"):
+        rows = [r for r in records if r["mode"] == mode]
+        if not rows:
+            continue
+        out[mode] = {
+            "n": len(rows),
+            "trace_ok": _rate([r["trace_ok"] for r in rows]),
+            "accuracy": _rate([r["correct"] for r in rows]),
+            "mean_answer_logprob": _mean([r["answer_logprob"] for r in rows]),
+        }
+    prior_wrong = {r["id"] for r in records if r["mode"] == "prior" and not r["correct"]}
+    if "posterior" in out and "prior" in out:
+        rows = [r for r in records if r["mode"] == "posterior" and r["id"] in prior_wrong]
+        out["posterior_where_prior_wrong"] = {
+            "n": len(rows),
+            "trace_ok": _rate([r["trace_ok"] for r in rows]),
+        }
+    return out
+
+
+def trace_records(
+    task: Task,
+    model: MaskedLM,
+    items: list[tuple[Example, Canvas, str, int]],
+    settings,
+    answer_score: str,
+    generator: torch.Generator,
+) -> list[dict[str, Any]]:
+    """Decode every (example, canvas, mode, sample) item; one record per trace."""
+    gens: list[Any] = [None] * len(items)
+    indexed = [(i, c) for i, (_, c, _, _) in enumerate(items)]
+    same_length = not getattr(model, "supports_padding", True)
+    with tqdm(total=len(items), desc=f"posterior {task.name}", unit="trace") as bar:
+        for batch in batches(indexed, settings.batch_size, same_length):
+            canvases = [c for _, c in batch]
+            for (i, _), g in zip(
+                batch,
+                generate(model, canvases, settings.decoder, settings.sampler, generator),
+                strict=True,
+            ):
+                gens[i] = g
+            bar.update(len(batch))
+    gold_regions, spans = [], []
+    for (ex, canvas, _, _), g in zip(items, gens, strict=True):
+        gold_regions.append(fill_answer(canvas, model, answer_text(task, ex)))
+        spans.append(canvas.answer)
+        start, end = canvas.answer
+        gold_regions[-1][:start] = g.region[:start]
+    scores = answer_logprobs(
+        model,
+        [c.prompt for _, c, _, _ in items],
+        gold_regions,
+        spans,
+        answer_score,
+        settings.batch_size,
+    )
+    records = []
+    for (ex, canvas, mode, sample), g, lp in zip(items, gens, scores, strict=True):
+        text = model.codec.decode(g.region)
+        start, end = canvas.answer
+        answer = model.codec.decode(g.region[start:end])
+        score = task.score(ex, text, answer)
+        records.append(
+            {
+                "id": ex.id,
+                "prompt": ex.prompt,
+                "gold": ex.gold if isinstance(ex.gold, str | int | float) else str(ex.gold),
+                "mode": mode,
+                "sample": sample,
+                "output": text,
+                "answer_text": answer,
+                "correct": bool(score.correct),
+                "trace_ok": trace_check(task, text, ex),
+                "answer_logprob": float(sum(lp)),
+                "answer_token_logprobs": lp,
+                "nfe": g.nfe,
+                "region_ids": g.region,
+            }
+        )
+    return records
+
+
+def validate_config(cfg: dict[str, Any]):
+    """The run settings of a posterior config, or a one-line UserError."""
+    settings = resolve({**cfg, "gamma": None, "limit": None, "resume": False})
+    samples = cfg.get("samples", 1)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise UserError(f"samples={samples!r} must be an integer >= 1")
+    if cfg.get("source", "examples") not in SOURCES:
+        raise UserError(f"source={cfg.get('source')!r} must be one of {list(SOURCES)}")
+    if cfg.get("answer_score", "marginal") not in ANSWER_SCORES:
+        raise UserError(
+            f"answer_score={cfg.get('answer_score')!r} must be one of {list(ANSWER_SCORES)}"
+        )
+    return settings
+
+
+def posterior(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run `nclb posterior` per `cfg` (configs/posterior.yaml); returns the summary."""
+    settings = validate_config(cfg)
+    task = build_task(settings.task)
+    examples = problems(task, cfg.get("source", "examples"), cfg.get("n"), int(cfg["train_seed"]))
+    if cfg.get("only_wrong"):
+        keep = wrong_ids(cfg["only_wrong"])
+        examples = [ex for ex in examples if ex.id in keep]
+    model = build_model(settings.model, task, examples, settings.gen_length)
+    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    items = []
+    for ex in examples:
+        for sample in range(int(cfg.get("samples", 1))):
+            items.append(
+                (ex, posterior_canvas(task, ex, model, settings.gen_length), "posterior", sample)
+            )
+            if cfg.get("prior", True):
+                items.append((ex, task.canvas(ex, model, settings.gen_length), "prior", sample))
+    generator = torch.Generator().manual_seed(settings.seed)
+    start = time.perf_counter()
+    records = trace_records(
+        task, model, items, settings, cfg.get("answer_score", "marginal"), generator
+    )
+    out = Path(cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    with (out / TRACES).open("w") as f:
+        for record in records:
+            f.write(json.dumps(record) + "\n")
+    summary = {
+        "problems": len(examples),
+        **summarize_traces(records),
+        "seconds": time.perf_counter() - start,
+        "traces": str(out / TRACES),
+        "git": git_revision(),
+        "config": cfg,
+    }
+    write_json_atomic(out / "summary.json", summary)
+    post = summary.get("posterior", {})
+    prior = summary.get("prior", {})
+    print(
+        f"{settings.model['name']} | {task.name} | {len(examples)} problems | posterior traces "
+        f"correct {post.get('trace_ok')} | prior accuracy {prior.get('accuracy')} trace correct "
+        f"{prior.get('trace_ok')} -> {out}"
+    )
+    return summary

@@ -1,0 +1,128 @@
+"""`nclb table NAME`: run a grid's missing runs, then write its table and figures to results/."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from nclb.errors import UserError
+from nclb.tables.grid import MODEL_KINDS, Grid, load_grid
+
+TABLE_KEYS = ("model", "run", "results")
+USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [key=value ...]
+
+NAME: table1 | figure3 | table2 | table3 | table4 | table6 | figure4 (configs/grids/NAME.yaml),
+or a path to a grid .yaml file. Runs the grid's runs that are not logged yet (skipping those whose
+summary.json has the same resolved config and n), then writes results/NAME.{md,csv,tex} and its
+figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
+batch_size=16 limit=50 out_dir=...). run=false only builds from the logs."""
+
+
+def output_stem(name: str, model_kind: str) -> str:
+    """results/<name> for the tiny model, results/<name>-<model> for the others."""
+    return name if model_kind == "tiny" else f"{name}-{model_kind}"
+
+
+def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
+    """(grid name, table options, run overrides) from `nclb table` arguments."""
+    names = [a for a in argv if "=" not in a]
+    if len(names) != 1:
+        raise UserError("nclb table needs exactly one table NAME (see `nclb table --help`)")
+    options: dict[str, Any] = {"model": "tiny", "run": True, "results": "results"}
+    extra = []
+    for item in argv:
+        if "=" not in item:
+            continue
+        key, _, value = item.partition("=")
+        if key in TABLE_KEYS:
+            options[key] = value
+        else:
+            extra.append(item)
+    if options["model"] not in MODEL_KINDS:
+        raise UserError(f"model={options['model']} must be one of {list(MODEL_KINDS)}")
+    run = str(options["run"]).lower()
+    if run not in ("true", "false"):
+        raise UserError(f"run={options['run']} must be true or false")
+    options["run"] = run == "true"
+    return names[0], options, extra
+
+
+def check_requires(grid: Grid) -> None:
+    """A one-line UserError for the first missing input a grid group lists under `requires`
+    (e.g. checkpoints another command makes: `{path: outputs/table4/base, missing: ...}`)."""
+    for group in grid.groups:
+        for req in group.get("requires") or []:
+            if not Path(req["path"]).exists():
+                raise UserError(f"{grid.name}: {req['path']} does not exist; {req['missing']}")
+
+
+def make_runs_table(
+    grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log=print
+) -> list[Path]:
+    """Run what is missing, then write the table (md/csv/tex) and the grid's figures."""
+    from nclb.tables.build import build_frame, table_frame
+    from nclb.tables.figures import FIGURES
+    from nclb.tables.runs import ensure_runs, plan
+    from nclb.tables.write import model_title, provenance, write_table
+
+    if not grid.rows:
+        raise UserError(f"table {grid.name} has no rows for model={grid.model_kind}")
+    check_requires(grid)
+    required = tuple(m["source"] for m in grid.metrics if not m.get("optional"))
+    planned = plan(grid.rows, extra, required)
+    summaries = ensure_runs(planned, execute=execute, log=log)
+    frame = build_frame(grid.rows, summaries, grid.paper, grid.metrics)
+    stem = output_stem(grid.name, grid.model_kind)
+    title = f"{grid.title} ({model_title(grid.model_kind)})"
+    table = table_frame(frame)
+    paths = []
+    if not table.empty:
+        paths += write_table(table, results, stem, title, command, summaries, grid.paper, grid.note)
+    footer = f"{command}; " + "; ".join(provenance(summaries))
+    for spec in grid.figures:
+        kind = spec.get("kind")
+        if kind not in FIGURES:
+            raise UserError(
+                f"grid {grid.name}: figure kind {kind!r} is not one of {sorted(FIGURES)}"
+            )
+        fig_stem = output_stem(spec.get("name", grid.name), grid.model_kind)
+        fig_title = f"{spec.get('title', grid.title)} ({model_title(grid.model_kind)})"
+        paths += FIGURES[kind](frame, results, fig_stem, fig_title, footer)
+        if fig_stem != stem:
+            data = frame.drop(columns=["in_table"]).copy()
+            data["swept"] = [" ".join(f"{k}={v}" for k, v in s.items()) for s in data.swept]
+            data.to_csv(results / f"{fig_stem}.csv", index=False)
+            paths.append(results / f"{fig_stem}.csv")
+    return paths
+
+
+def make_table(argv: list[str], log=print) -> list[Path]:
+    """`nclb table ...`: the paths written."""
+    name, options, extra = parse_args(argv)
+    grid = load_grid(name, options["model"])
+    shown = " ".join([name, f"model={options['model']}", *extra])
+    command = (
+        f"make {name} MODEL={options['model']}"
+        if not extra and Path(name).stem == name and options["results"] == "results"
+        else f"nclb table {shown}"
+    )
+    results = Path(options["results"])
+    if grid.kind == "runs":
+        paths = make_runs_table(grid, results, options["run"], extra, command, log)
+    else:
+        from nclb.tables.extras import BUILDERS
+
+        if grid.kind not in BUILDERS:
+            raise UserError(f"grid {name}: kind {grid.kind!r} is not one of {sorted(BUILDERS)}")
+        paths = BUILDERS[grid.kind](grid, results, options["run"], extra, command, log)
+    for path in paths:
+        log(f"wrote {path}")
+    return paths
+
+
+def table_command(argv: list[str]) -> None:
+    """Entry of `nclb table` (for nclb.cli.COMMANDS)."""
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return
+    make_table(argv)

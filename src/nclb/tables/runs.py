@@ -1,0 +1,150 @@
+"""Run the missing runs of a grid, in-process through `nclb.runner.run`, and collect summaries.
+
+A run counts as logged when its folder (outputs/runs/<model>/<task>/<decoder>-<hash>, the hash
+over the resolved model/task/decoder/sampler settings and seed) holds a summary.json whose
+identity equals the resolved one and whose n is the number of examples asked for (`limit`, or a
+full-set run when limit is null). Logged runs are not run again. A summary older than the
+model's local weights file (a replaced checkpoint) or lacking a metric the table needs is
+redone from scratch (resume=false).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from nclb.config import REPO_ROOT
+from nclb.errors import UserError
+from nclb.runlog import SUMMARY, run_dir, run_identity
+from nclb.tables.build import dotted
+from nclb.tables.grid import Row
+
+
+@dataclass
+class PlannedRun:
+    """A grid row resolved to its run folder."""
+
+    row: Row
+    cfg: dict[str, Any]
+    folder: Path
+    identity: dict[str, Any]
+    limit: int | None
+    required: tuple[str, ...] = ()
+
+
+def canonical(data: Any) -> Any:
+    """`data` as it reads back from JSON (tuples -> lists, paths -> str), for comparisons."""
+    return json.loads(json.dumps(data, sort_keys=True, default=str))
+
+
+def plan(
+    rows: list[Row], extra: list[str] | None = None, required: tuple[str, ...] = ()
+) -> list[PlannedRun]:
+    """Compose and validate every row's config (with `extra` overrides last) before any run.
+
+    `required`: dotted summary keys (e.g. `kl.estimate`) a logged run must have to count.
+    """
+    from nclb.cli import check_groups, compose
+    from nclb.config import resolve
+    from nclb.tables.grid import merge_overrides
+
+    planned = []
+    for row in rows:
+        overrides = merge_overrides(row.overrides, extra or [])
+        check_groups(overrides)
+        cfg = compose("config", overrides)
+        s = resolve(cfg)
+        identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+        folder = run_dir(s.out_dir, identity)
+        planned.append(PlannedRun(row, cfg, folder, identity, s.limit, tuple(required)))
+    return planned
+
+
+def logged_summary(run: PlannedRun) -> dict[str, Any] | None:
+    """The run's summary.json if it covers the same resolved settings and n, else None."""
+    path = run.folder / SUMMARY
+    if not path.is_file():
+        return None
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return None
+    if canonical(summary.get("identity")) != canonical(run.identity):
+        return None
+    n, limit = summary.get("n"), (summary.get("config") or {}).get("limit")
+    if run.limit is None:
+        same_n = limit is None
+    else:  # exactly `limit` examples, or all of a smaller task asked for with the same limit
+        same_n = n == run.limit or (n is not None and n < run.limit and limit == run.limit)
+    if any(dotted(summary, key) is None for key in run.required) or weights_changed(run):
+        return None
+    return summary if same_n and summary.get("n") else None
+
+
+def weights_file(identity: dict[str, Any]) -> Path | None:
+    """The local weights file of the run's model, if it has one (tiny: checkpoints/tiny-<task>
+    unless model.path; a folder given as model.path for the others; hub ids: None)."""
+    model = identity["model"]
+    path = model.get("path")
+    if not path and model.get("name") == "tiny":
+        path = REPO_ROOT / "checkpoints" / f"tiny-{identity['task']['name']}"
+    if not path or not Path(path).is_dir():
+        return None
+    files = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))
+    return files[0] if files else None
+
+
+def weights_changed(run: PlannedRun) -> bool:
+    """Whether the model's local weights file is newer than the logged summary (a replaced
+    checkpoint: the run identity holds the model config, not the weights)."""
+    path, weights = run.folder / SUMMARY, weights_file(run.identity)
+    if weights is None or not path.is_file():
+        return False
+    return weights.stat().st_mtime > path.stat().st_mtime
+
+
+def stale_records(run: PlannedRun) -> bool:
+    """Whether the folder's records must be redone, not resumed: its summary lacks a required
+    metric (logged e.g. without metrics.kl=true), or the checkpoint was replaced since."""
+    path = run.folder / SUMMARY
+    if not path.is_file():
+        return False
+    if weights_changed(run):
+        return True
+    try:
+        summary = json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError):
+        return False
+    return any(dotted(summary, key) is None for key in run.required)
+
+
+def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> list[dict[str, Any]]:
+    """The summary of every planned run, running the ones not logged yet (when `execute`).
+
+    Runs sharing a folder are run once. Without `execute`, a missing run is a UserError.
+    """
+    from nclb.runner import run
+
+    summaries: dict[Path, dict[str, Any]] = {}
+    missing = [p for p in planned if logged_summary(p) is None]
+    todo = list({p.folder: p for p in missing}.values())
+    if todo and not execute:
+        names = ", ".join(f"{p.row.label} ({p.folder})" for p in todo[:3])
+        more = f" and {len(todo) - 3} more" if len(todo) > 3 else ""
+        raise UserError(f"{len(todo)} runs are not logged yet: {names}{more}; drop run=false")
+    log(
+        f"{len(planned)} runs in the grid, {len(todo)} to run, {len(planned) - len(missing)} logged"
+    )
+    for i, p in enumerate(todo, 1):
+        log(f"[{i}/{len(todo)}] {p.row.label}: {' '.join(p.row.overrides)}")
+        cfg = {**p.cfg, "resume": False} if stale_records(p) else p.cfg
+        summaries[p.folder] = run(cfg)
+    out = []
+    for p in planned:
+        summary = summaries.get(p.folder) or logged_summary(p)
+        if summary is None:
+            raise UserError(f"run {p.row.label} left no usable summary in {p.folder}")
+        out.append(summary)
+    return out
