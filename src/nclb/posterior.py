@@ -98,10 +98,14 @@ def posterior_canvas(task: Task, example: Example, model: MaskedLM, gen_length: 
     return Canvas(prompt=canvas.prompt, region=region, answer=canvas.answer)
 
 
-def trace_check(task: Task, text: str, example: Example) -> bool | None:
-    """Whether every step of the trace recomputes (None where the task has no checker)."""
+def trace_check(task: Task, text: str, example: Example | None = None) -> bool | None:
+    """Whether the trace is correct (None where the task has no checker). With `example`:
+    its steps are exactly the problem's operations and each recomputes; without: every step
+    that was written recomputes and starts from the previous result."""
     check = getattr(task, "check_trace", None)
-    return None if check is None else bool(check(text, example.prompt))
+    if check is None:
+        return None
+    return bool(check(text, example.prompt if example is not None else None))
 
 
 def wrong_ids(path: str) -> set[str]:
@@ -132,6 +136,7 @@ def summarize_traces(records: list[dict[str, Any]]) -> dict[str, Any]:
         out[mode] = {
             "n": len(rows),
             "trace_ok": _rate([r["trace_ok"] for r in rows]),
+            "steps_ok": _rate([r.get("steps_ok") for r in rows]),
             "accuracy": _rate([r["correct"] for r in rows]),
             "mean_answer_logprob": _mean([r["answer_logprob"] for r in rows]),
         }
@@ -141,6 +146,7 @@ def summarize_traces(records: list[dict[str, Any]]) -> dict[str, Any]:
         out["posterior_where_prior_wrong"] = {
             "n": len(rows),
             "trace_ok": _rate([r["trace_ok"] for r in rows]),
+            "steps_ok": _rate([r.get("steps_ok") for r in rows]),
         }
     return out
 
@@ -198,6 +204,7 @@ def trace_records(
                 "answer_text": answer,
                 "correct": bool(score.correct),
                 "trace_ok": trace_check(task, text, ex),
+                "steps_ok": trace_check(task, text),
                 "answer_logprob": float(sum(lp)),
                 "answer_token_logprobs": lp,
                 "nfe": g.nfe,

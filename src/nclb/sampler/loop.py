@@ -174,36 +174,43 @@ def generate(
     gen_length = ids.shape[1] - width
     answer = answer_masks(canvases, gen_length)
     gens = [Generation(region=[]) for _ in canvases]
-    batch = ids.shape[0]
-    block_index = torch.full((batch,), -1, dtype=torch.long)
-    block_step = torch.zeros(batch, dtype=torch.long)
-    block_masked = torch.zeros(batch, dtype=torch.long)
-    done = ~(ids[:, width:] == model.mask_id).any(1)
-
-    def finish(index: int) -> None:
-        gens[index].region = ids[index, width:].tolist()
-        if on_done is not None:
-            on_done(index, gens[index])
-
-    for index in done.nonzero().squeeze(1).tolist():
-        finish(index)
+    # The state below holds the unfinished rows only (finished ones are dropped at the start of
+    # each step); live[j] is the canvas index of row j.
+    live = list(range(ids.shape[0]))
+    block_index = torch.full((len(live),), -1, dtype=torch.long)
+    block_step = torch.zeros(len(live), dtype=torch.long)
+    block_masked = torch.zeros(len(live), dtype=torch.long)
+    finished = ~(ids[:, width:] == model.mask_id).any(1)
     step = 0
-    while not done.all():
-        rows = (~done).nonzero().squeeze(1)
-        logits = model.logits(ids[rows].to(model.device), attn[rows].to(model.device))
-        # Statistics on the model's device; only the small [B, G] results come back.
-        s = position_stats(logits[:, width:], cfg.temperature, generator).to("cpu")
-        region = ids[rows, width:]
+    while True:
+        if bool(finished.any()):
+            for j in finished.nonzero().squeeze(1).tolist():
+                gens[live[j]].region = ids[j, width:].tolist()
+                if on_done is not None:
+                    on_done(live[j], gens[live[j]])
+            keep = ~finished
+            live = [r for r, k in zip(live, keep.tolist()) if k]
+            ids, attn, answer = ids[keep], attn[keep], answer[keep]
+            block_index, block_step = block_index[keep], block_step[keep]
+            block_masked = block_masked[keep]
+        if not live:
+            break
+        logits = model.logits(ids.to(model.device), attn.to(model.device))
+        # Statistics on the model's device; only the small [B, G] results come back. The mask
+        # id is never chosen (a committed mask would stay masked and the loop would not end).
+        s = position_stats(logits[:, width:], cfg.temperature, generator, model.mask_id)
+        s = s.to("cpu")
+        region = ids[:, width:]
         masked = region == model.mask_id
         index, window = active_window(masked, cfg.block)
-        moved = index != block_index[rows]
-        block_index[rows] = index
-        block_step[rows] = torch.where(moved, 0, block_step[rows])
-        block_masked[rows] = torch.where(moved, (masked & window).sum(1), block_masked[rows])
+        moved = index != block_index
+        block_index = index
+        block_step = torch.where(moved, 0, block_step)
+        block_masked = torch.where(moved, (masked & window).sum(1), block_masked)
         commit = torch.zeros_like(masked)
-        exiting = torch.zeros(len(rows), dtype=torch.bool)
+        exiting = torch.zeros(len(live), dtype=torch.bool)
         if cfg.gamma is not None:
-            answer_masked = masked & answer[rows]
+            answer_masked = masked & answer
             exiting = exit_statistic(s.entropy, answer_masked, cfg.exit_stat) < cfg.gamma
             commit[exiting] = answer_masked[exiting]
         tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
@@ -211,31 +218,28 @@ def generate(
         n_deciding = int(deciding.sum())
         if n_deciding:
             # Index only when some rows exit this step (the common case takes views).
-            keep = slice(None) if n_deciding == len(rows) else deciding
+            pick = slice(None) if n_deciding == len(live) else deciding
             view = StepView(
-                candidates=(masked & window)[keep],
-                stats=s.rows(keep),
-                block_step=block_step[rows][keep],
-                block_masked=block_masked[rows][keep],
+                candidates=(masked & window)[pick],
+                stats=s.rows(pick),
+                block_step=block_step[pick],
+                block_masked=block_masked[pick],
                 block_size=cfg.block,
                 generator=generator,
             )
             chosen = decoder.select(view) & view.candidates
             if not chosen.any(1).all():
                 raise RuntimeError(f"decoder {decoder.name} committed nothing for a row")
-            commit[keep] = chosen
+            commit[pick] = chosen
         region = torch.where(commit, tokens, region)
-        record_steps(gens, rows.tolist(), step, commit, tokens, s, exiting)
+        record_steps(gens, live, step, commit, tokens, s, exiting)
         if cfg.stop_on_eos and model.eos_ids:
             still = region == model.mask_id
             region = region.masked_fill(
-                fill_after_eos(region, still, answer[rows], model.eos_ids), model.eos_ids[0]
+                fill_after_eos(region, still, answer, model.eos_ids), model.eos_ids[0]
             )
-        ids[rows, width:] = region
-        block_step[rows] += 1
+        ids[:, width:] = region
+        block_step = block_step + 1
         finished = exiting | ~(region == model.mask_id).any(1)
-        done[rows] = finished
-        for index in rows[finished].tolist():
-            finish(index)
         step += 1
     return gens

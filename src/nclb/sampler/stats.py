@@ -6,6 +6,8 @@ from dataclasses import dataclass, fields
 
 import torch
 
+NEG = float("-inf")
+
 
 @dataclass
 class PositionStats:
@@ -40,13 +42,21 @@ class PositionStats:
 
 
 def position_stats(
-    logits: torch.Tensor, temperature: float = 0.0, generator: torch.Generator | None = None
+    logits: torch.Tensor,
+    temperature: float = 0.0,
+    generator: torch.Generator | None = None,
+    forbid: int | None = None,
 ) -> PositionStats:
     """Entropy, confidence, margin and the chosen token for every position of `logits` [B, G, V].
 
     Everything is computed on the logits' device. A sample with a `generator` on another device
     (the runner seeds a CPU generator) is drawn there, from the tempered probabilities moved over,
     so a seed gives the same tokens whatever device the model runs on.
+
+    forbid: a token id that is never chosen (the sampler passes the mask id: committing a mask
+    would leave the position masked, and the loop would never end). Where the argmax or the
+    sample is that id, the best other token (or a sample with that id's mass removed) is taken
+    instead; every other position, and the entropy and margin, are unchanged.
     """
     logp = torch.log_softmax(logits.float(), dim=-1)
     probs = logp.exp()
@@ -58,15 +68,27 @@ def position_stats(
     if probs.shape[-1] > 1:
         top2 = probs.scatter(-1, best.unsqueeze(-1), float("-inf")).max(dim=-1).values
     greedy = logits.argmax(-1)
+    if forbid is not None and bool((greedy == forbid).any()):
+        allowed = logits.float().index_fill(-1, torch.tensor([forbid], device=logits.device), NEG)
+        greedy = torch.where(greedy == forbid, allowed.argmax(-1), greedy)
+    token = greedy
     if temperature > 0:
         tempered = torch.softmax(logits.float() / temperature, dim=-1)
         flat = tempered.reshape(-1, tempered.shape[-1])
         if generator is not None and generator.device != flat.device:
             flat = flat.to(generator.device)
-        token = torch.multinomial(flat, 1, generator=generator).view(greedy.shape)
-        token = token.to(logits.device)
-    else:
-        token = greedy
+        drawn = torch.multinomial(flat, 1, generator=generator).squeeze(1)
+        if forbid is not None:
+            bad = (drawn == forbid).nonzero().squeeze(1)
+            if len(bad):
+                again = flat[bad].index_fill(-1, torch.tensor([forbid], device=flat.device), 0.0)
+                # A position with all its mass on the forbidden id falls back to the argmax.
+                fallback = greedy.reshape(-1)[bad.to(greedy.device)].to(flat.device)
+                ok = again.sum(-1) > 0
+                again[~ok] = 1.0
+                pick = torch.multinomial(again, 1, generator=generator).squeeze(1)
+                drawn[bad] = torch.where(ok, pick, fallback)
+        token = drawn.view(greedy.shape).to(logits.device)
     logprob = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
     return PositionStats(
         token=token,

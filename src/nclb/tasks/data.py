@@ -78,7 +78,7 @@ def load_rows(rel: str, data_dir: str | Path | None, hub: HubSource | None = Non
         path = Path(data_dir).expanduser() / rel
         if not path.is_file():
             raise DataError(
-                f"{path} not found; point data_dir=... (or {ENV_VAR}) at a folder with {rel}"
+                f"{path} not found; point task.data_dir=... (or {ENV_VAR}) at a folder with {rel}"
             )
         return read_rows(path)
     base = default_data_dir()

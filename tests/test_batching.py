@@ -1,0 +1,129 @@
+"""Batched decoding on the tiny model: batch 8 and 64 give the tokens of batch 1; seeds
+reproduce sampled outputs; a model that prefers the mask token cannot stall the loop."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from nclb.bench import Workload, load_workload, settings
+from nclb.models.oracle import CharCodec
+from nclb.sampler import SamplerConfig, build_decoder, generate
+from nclb.sampler.stats import position_stats
+from nclb.tasks.base import Canvas
+
+_WORKLOADS: dict[str, Workload] = {}
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """One torch thread: the outputs compared are the same either way, and on a small shared CPU
+    more threads only make the many small forward passes slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def workload(task: str) -> Workload:
+    """The tiny model for `task` with its first 64 test examples (loaded once per session)."""
+    if task not in _WORKLOADS:
+        _WORKLOADS[task] = load_workload("tiny", task, 64, "cpu")
+    return _WORKLOADS[task]
+
+
+def decode(w: Workload, overrides: list[str], n: int, batch_size: int, seed: int = 0):
+    """(region, nfe, exit_step, committed positions per step) of the first n examples."""
+    s = settings(w.base, overrides)
+    generator = torch.Generator().manual_seed(seed)
+    out = []
+    for i in range(0, n, batch_size):
+        batch = [c for _, c in w.items[i : min(i + batch_size, n)]]
+        for g in generate(w.model, batch, s.decoder, s.sampler, generator):
+            out.append((g.region, g.nfe, g.exit_step, [st.positions for st in g.steps]))
+    return out
+
+
+# (task, overrides, examples): the examples compared at batch 1 against one batch of 8 and one
+# of min(64, n); the cheap settings use all 64 so that a full 64-row batch is checked.
+CASES = [
+    ("arith", ["decoder=ktoken", "k=1"], 8),
+    ("arith", ["decoder=med", "lam=0.2"], 64),
+    ("arith", ["decoder=threshold"], 24),
+    ("arith", ["decoder=ktoken", "k=1", "gamma=0.1"], 64),
+    ("sudoku9", ["decoder=ktoken", "k=1"], 4),
+    ("sudoku9", ["decoder=med", "lam=0.2"], 64),
+    ("sudoku9", ["decoder=threshold"], 24),
+]
+
+
+@pytest.mark.parametrize(("task", "overrides", "n"), CASES, ids=lambda v: str(v))
+def test_batch_8_and_64_match_batch_1(task, overrides, n):
+    w = workload(task)
+    prompts = {len(c.prompt) for _, c in w.items[:n]}
+    single = decode(w, overrides, n, 1)
+    assert decode(w, overrides, n, 8) == single
+    assert decode(w, overrides, n, 64) == single
+    if task == "arith":
+        assert len(prompts) > 1, "the arith batch should mix prompt lengths (left padding)"
+    if "gamma=0.1" in overrides:
+        assert any(exit_step is not None for _, _, exit_step, _ in single)
+    # The settings commit different numbers of positions per step, so rows finish apart.
+    if "decoder=ktoken" not in overrides:
+        assert len({nfe for _, nfe, _, _ in single}) > 1
+
+
+def test_same_seed_same_samples_other_seed_other_samples():
+    w = workload("arith")
+    sampled = ["decoder=med", "lam=0.2", "temperature=2.0"]
+    first = decode(w, sampled, 16, 8, seed=5)
+    assert decode(w, sampled, 16, 8, seed=5) == first
+    assert decode(w, sampled, 16, 8, seed=6) != first
+    greedy = decode(w, ["decoder=med", "lam=0.2"], 16, 8)
+    assert first != greedy, "temperature=2 should sample, not take the argmax"
+
+
+class MaskLovingModel:
+    """Logits that put the mask token first at every position (token 0 second)."""
+
+    def __init__(self) -> None:
+        self.mask_id, self.pad_id, self.eos_ids = 3, 4, (5,)
+        self.vocab_size = 6
+        self.device = torch.device("cpu")
+        self.codec = CharCodec("abc")
+
+    def prompt_ids(self, text: str) -> list[int]:
+        return self.codec.encode(text)
+
+    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        out = torch.zeros(*ids.shape, self.vocab_size)
+        out[..., self.mask_id] = 8.0
+        out[..., 0] = 2.0
+        return out
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_a_model_that_prefers_the_mask_token_cannot_stall_the_loop(temperature):
+    model = MaskLovingModel()
+    canvases = [Canvas([1], [model.mask_id] * 5) for _ in range(3)]
+    cfg = SamplerConfig(block=5, temperature=temperature)
+    gens = generate(model, canvases, build_decoder("ktoken", k=1), cfg, torch.Generator())
+    for g in gens:
+        assert g.nfe == 5
+        assert model.mask_id not in g.region
+        if temperature == 0:
+            assert g.region == [0] * 5
+
+
+def test_forbidding_a_token_changes_only_the_positions_that_chose_it():
+    torch.manual_seed(0)
+    logits = torch.randn(4, 7, 10)
+    logits[..., 9] -= 20.0
+    logits[1, 2, 9] = 50.0  # position (1, 2) picks the forbidden id 9
+    free, guarded = position_stats(logits), position_stats(logits, forbid=9)
+    changed = free.greedy != guarded.greedy
+    assert changed.nonzero().tolist() == [[1, 2]]
+    assert guarded.greedy[1, 2] == logits[1, 2, :9].argmax()
+    assert torch.equal(free.entropy, guarded.entropy) and torch.equal(free.margin, guarded.margin)
+    top2 = torch.log_softmax(logits, -1).exp().topk(2, dim=-1).values
+    assert torch.equal(free.margin, top2[..., 0] - top2[..., 1])
