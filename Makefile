@@ -11,7 +11,7 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test]'
+	$(PY) -m pip install -q -e '.[test,cluster]'
 	touch $(STAMP)
 
 demo: install
@@ -23,6 +23,11 @@ test: install
 lint: install
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
+
+# Throughput by batch size, sampler overhead, NFE per decoder -> results/bench.md (BENCH_ARGS:
+# e.g. --threads 1, --device cuda, --task sudoku9; see scripts/bench.py --help).
+bench: install
+	$(PY) scripts/bench.py $(BENCH_ARGS)
 
 # Paper tables and figures (nclb table; grids in configs/grids/, outputs in results/).
 # MODEL=tiny (default, CPU) | llada | dream (GPU). TABLE_ARGS passes extra key=value to nclb table.

@@ -6,6 +6,7 @@ at once with one line naming the key and what is allowed.
 
 from __future__ import annotations
 
+import importlib.util
 import itertools
 import os
 import sys
@@ -45,12 +46,25 @@ def expand_sweeps(overrides: list[str]) -> list[list[str]]:
     return [list(c) for c in itertools.product(*choices)]
 
 
+# configs/hydra/launcher/<name>.yaml -> (the Hydra plugin module, its pip package)
+LAUNCHER_PLUGINS = {
+    "local": ("hydra_joblib_launcher", "hydra-joblib-launcher"),
+    "slurm": ("hydra_submitit_launcher", "hydra-submitit-launcher"),
+}
+
+
 def check_groups(overrides: list[str]) -> None:
     """A UserError for a group option that has no YAML file."""
     for item in overrides:
         key, _, value = item.lstrip("+~").partition("=")
         if key in GROUPS and value not in group_options(key):
             raise UserError(f"{key}={value} is unknown; choose one of {group_options(key)}")
+        plugin = LAUNCHER_PLUGINS.get(value) if key == "hydra/launcher" else None
+        if plugin and importlib.util.find_spec(f"hydra_plugins.{plugin[0]}") is None:
+            raise UserError(
+                f"hydra/launcher={value} needs the {plugin[1]} package; "
+                "install it with: pip install -e '.[cluster]'"
+            )
 
 
 def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
@@ -179,6 +193,8 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(2)
     try:
         COMMANDS[command](rest)
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None  # Ctrl-C: the runner said what was kept
     except UserError as err:
         print(f"error: {err}", file=sys.stderr)
         if os.environ.get("NCLB_DEBUG"):

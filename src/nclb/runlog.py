@@ -6,13 +6,20 @@ import hashlib
 import json
 import os
 import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from nclb.config import REPO_ROOT
 
+try:
+    import fcntl
+except ImportError:  # Windows: no run-folder locking
+    fcntl = None
+
 RECORDS = "records.jsonl"
 SUMMARY = "summary.json"
+LOCK = ".lock"
 # Model keys that do not change what a run computes.
 MODEL_NOT_IDENTITY = ("device",)
 
@@ -75,6 +82,37 @@ class RecordWriter:
     def close(self) -> None:
         """Close the file."""
         self.file.close()
+
+
+class RunLock:
+    """An exclusive lock on a run folder, taken before its records are read and released once
+    its summary is written, so two processes never append to the same records file at once.
+
+    Two jobs of a sweep that differ only in settings outside the run identity (limit,
+    batch_size, device) share a folder: the second waits here, then resumes from the first's
+    records. POSIX record locks (fcntl.lockf) also work on NFS; a lock still held by a process
+    that dies is released by the operating system.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        self.file = (folder / LOCK).open("a")
+        if fcntl is None:
+            return
+        try:
+            fcntl.lockf(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            print(f"waiting for another process that is running {folder}", file=sys.stderr)
+            fcntl.lockf(self.file, fcntl.LOCK_EX)
+
+    def release(self) -> None:
+        """Release the lock (closing the file releases it too)."""
+        file = getattr(self, "file", None)
+        if file is not None and not file.closed:
+            file.close()
+
+    def __del__(self) -> None:
+        self.release()
 
 
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -10,6 +11,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from nclb import sharding
 from nclb.config import RunSettings, resolve
 from nclb.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM
@@ -18,6 +20,7 @@ from nclb.runlog import (
     RECORDS,
     SUMMARY,
     RecordWriter,
+    RunLock,
     git_revision,
     read_records,
     run_dir,
@@ -113,21 +116,33 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     kl_opts = kl_options(cfg.get("metrics"), s.sampler)
     task = build_task(s.task)
     examples = task.examples(s.limit)
+    shard = sharding.join()  # None unless started by torchrun with several processes
+    if shard is not None:
+        s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
     model = build_model(s.model, task, examples, s.gen_length)
     identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
     folder = run_dir(s.out_dir, identity)
+    # Held until the summary is written: another process on this folder waits, then resumes.
+    lock = RunLock(folder) if shard is None or shard.leader else None
+    if shard is not None:
+        shard.prepare(folder, s.resume)
     done = read_records(folder / RECORDS) if s.resume else []
     if not s.resume and (folder / RECORDS).exists():
         (folder / RECORDS).unlink()
     finished = {r["id"] for r in done}
     todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
-    generator = torch.Generator().manual_seed(s.seed)
-    writer = RecordWriter(folder / RECORDS)
+    if shard is not None:
+        todo = shard.split(todo)
+    generator = torch.Generator().manual_seed(s.seed + (shard.rank if shard is not None else 0))
+    writer = RecordWriter(shard.records_path(folder) if shard is not None else folder / RECORDS)
     start = time.perf_counter()
     new: list[dict[str, Any]] = []
     same_length = not getattr(model, "supports_padding", True)
     try:
-        with tqdm(total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex") as bar:
+        quiet = shard is not None and not shard.leader  # one progress bar: rank 0's
+        with tqdm(
+            total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex", disable=quiet
+        ) as bar:
             for batch in batches(todo, s.batch_size, same_length):
                 t0 = time.perf_counter()
 
@@ -144,8 +159,21 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
                 generate(model, [c for _, c in batch], s.decoder, s.sampler, generator, log)
                 acc = sum(r["correct"] for r in done + new) / len(done + new)
                 bar.set_postfix(acc=f"{acc:.3f}")
+    except KeyboardInterrupt:
+        kept = len(done) + len(new)
+        print(
+            f"\ninterrupted: {kept} finished examples are logged in {folder}; "
+            "run the same command to resume",
+            file=sys.stderr,
+        )
+        raise
     finally:
         writer.close()
+    if shard is not None:
+        merged = shard.merge(folder, [ex.id for ex in examples])
+        if merged is None:
+            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(folder)}
+        new = merged
     wanted = {ex.id for ex in examples}
     records = [r for r in done + new if r["id"] in wanted]
     summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
@@ -154,7 +182,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     kl = kl_summary(records)
     if kl is not None:
         summary["kl"] = kl
+    if shard is not None:
+        summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
     write_json_atomic(folder / SUMMARY, summary)
+    if lock is not None:
+        lock.release()
     acc = summary["accuracy"]
     print(
         f"{s.model['name']} | {task.name} | {describe(s)} | n={summary['n']} "

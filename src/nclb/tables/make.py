@@ -68,6 +68,11 @@ def make_runs_table(
     if not grid.rows:
         raise UserError(f"table {grid.name} has no rows for model={grid.model_kind}")
     check_requires(grid)
+    for spec in grid.figures:
+        if spec.get("kind") not in FIGURES:
+            raise UserError(
+                f"grid {grid.name}: figure kind {spec.get('kind')!r} is not one of {sorted(FIGURES)}"
+            )
     required = tuple(m["source"] for m in grid.metrics if not m.get("optional"))
     planned = plan(grid.rows, extra, required)
     summaries = ensure_runs(planned, execute=execute, log=log)
@@ -80,14 +85,9 @@ def make_runs_table(
         paths += write_table(table, results, stem, title, command, summaries, grid.paper, grid.note)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     for spec in grid.figures:
-        kind = spec.get("kind")
-        if kind not in FIGURES:
-            raise UserError(
-                f"grid {grid.name}: figure kind {kind!r} is not one of {sorted(FIGURES)}"
-            )
         fig_stem = output_stem(spec.get("name", grid.name), grid.model_kind)
         fig_title = f"{spec.get('title', grid.title)} ({model_title(grid.model_kind)})"
-        paths += FIGURES[kind](frame, results, fig_stem, fig_title, footer)
+        paths += FIGURES[spec["kind"]](frame, results, fig_stem, fig_title, footer)
         if fig_stem != stem:
             data = frame.drop(columns=["in_table"]).copy()
             data["swept"] = [" ".join(f"{k}={v}" for k, v in s.items()) for s in data.swept]

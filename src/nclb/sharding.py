@@ -1,0 +1,152 @@
+"""Data-parallel `nclb run` under torchrun: examples sharded by rank, records merged by rank 0.
+
+    torchrun --standalone --nproc_per_node 2 -m nclb run task=arith decoder=med lam=0.2
+
+Every rank loads the model (on GPU `cuda:<local rank>` when the run's device is auto or cuda),
+decodes every world-th example still to do, and appends its records, flushed one by one, to its
+own file `records.rank<R>.jsonl` in the run folder. Once every rank is done, rank 0 appends them
+to `records.jsonl` in example order, deletes the rank files and writes `summary.json`. A run
+that was interrupted leaves rank files behind: the next run (any number of processes) first
+moves their complete records into `records.jsonl`, so nothing is redone or duplicated. The run
+folder must be on a file system that every rank sees (always true on one machine).
+
+Processes talk through torch.distributed with the gloo backend (CPU tensors only: barriers),
+which works whatever device the model is on.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+from nclb.runlog import RECORDS, RecordWriter, read_records
+
+T = TypeVar("T")
+SHARD_GLOB = "records.rank*.jsonl"
+# Ranks wait at a barrier for the slowest one; torchrun stops them all if one fails.
+TIMEOUT = dt.timedelta(hours=int(os.environ.get("NCLB_DIST_TIMEOUT_HOURS", "72")))
+
+
+def shard_file(folder: Path, rank: int) -> Path:
+    """The records file that rank `rank` appends to."""
+    return folder / f"records.rank{rank}.jsonl"
+
+
+def consolidate(folder: Path) -> int:
+    """Move the complete records of leftover rank files into records.jsonl (skipping ids already
+    there), then delete the rank files. Returns how many records were moved."""
+    leftovers = sorted(folder.glob(SHARD_GLOB))
+    if not leftovers:
+        return 0
+    seen = {r["id"] for r in read_records(folder / RECORDS)}
+    writer = RecordWriter(folder / RECORDS)
+    moved = 0
+    try:
+        for path in leftovers:
+            for record in read_records(path):
+                if record["id"] not in seen:
+                    writer.write(record)
+                    seen.add(record["id"])
+                    moved += 1
+    finally:
+        writer.close()
+    for path in leftovers:
+        path.unlink()
+    return moved
+
+
+@dataclass
+class Shard:
+    """This process's place in a torchrun job."""
+
+    rank: int
+    world: int
+    local_rank: int
+    decoded: list[int] = field(default_factory=list)
+
+    @property
+    def leader(self) -> bool:
+        """Rank 0 merges the records and writes the summary."""
+        return self.rank == 0
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        import torch.distributed as dist
+
+        dist.barrier()
+
+    def device(self, device: str) -> str:
+        """The model device of this rank: cuda:<local rank> for auto/cuda when GPUs are visible
+        (an explicit cuda:N, or cpu, is kept)."""
+        import torch
+
+        if device in ("auto", "cuda") and torch.cuda.is_available():
+            return f"cuda:{self.local_rank % torch.cuda.device_count()}"
+        return device
+
+    def prepare(self, folder: Path, resume: bool) -> None:
+        """Rank 0 folds in rank files left by an interrupted run (or, with resume=false, deletes
+        every records file); then every rank reads the same records.jsonl."""
+        if self.leader:
+            folder.mkdir(parents=True, exist_ok=True)
+            if resume:
+                consolidate(folder)
+            else:
+                for path in [folder / RECORDS, *folder.glob(SHARD_GLOB)]:
+                    path.unlink(missing_ok=True)
+        self.barrier()
+
+    def split(self, items: list[T]) -> list[T]:
+        """This rank's share of the examples still to do: every world-th, from its rank."""
+        return items[self.rank :: self.world]
+
+    def records_path(self, folder: Path) -> Path:
+        """Where this rank appends its records."""
+        return shard_file(folder, self.rank)
+
+    def merge(self, folder: Path, order: list[str]) -> list[dict[str, Any]] | None:
+        """After every rank has finished: rank 0 appends all ranks' records to records.jsonl in
+        the examples' order (ids in `order`) and returns them; other ranks return None.
+        `decoded` then holds how many records each rank wrote."""
+        self.barrier()
+        if not self.leader:
+            return None
+        shards = [read_records(shard_file(folder, rank)) for rank in range(self.world)]
+        self.decoded = [len(records) for records in shards]
+        gathered = [r for records in shards for r in records]
+        position = {ex_id: i for i, ex_id in enumerate(order)}
+        gathered.sort(key=lambda r: position.get(r["id"], len(position)))
+        seen = {r["id"] for r in read_records(folder / RECORDS)}
+        writer = RecordWriter(folder / RECORDS)
+        merged = []
+        try:
+            for record in gathered:
+                if record["id"] not in seen:
+                    writer.write(record)
+                    seen.add(record["id"])
+                    merged.append(record)
+        finally:
+            writer.close()
+        for rank in range(self.world):
+            shard_file(folder, rank).unlink(missing_ok=True)
+        return merged
+
+
+def join() -> Shard | None:
+    """The Shard of this process when torchrun started it with WORLD_SIZE > 1 (joining the
+    gloo process group on first use), else None."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_initialized():
+        dist.init_process_group("gloo", timeout=TIMEOUT)
+    return Shard(
+        rank=dist.get_rank(),
+        world=dist.get_world_size(),
+        local_rank=int(os.environ.get("LOCAL_RANK", "0")),
+    )
