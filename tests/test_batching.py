@@ -127,3 +127,14 @@ def test_forbidding_a_token_changes_only_the_positions_that_chose_it():
     assert torch.equal(free.entropy, guarded.entropy) and torch.equal(free.margin, guarded.margin)
     top2 = torch.log_softmax(logits, -1).exp().topk(2, dim=-1).values
     assert torch.equal(free.margin, top2[..., 0] - top2[..., 1])
+
+
+def test_statistics_move_to_another_device_in_one_piece_per_dtype():
+    s = position_stats(torch.randn(3, 5, 7), 1.0, torch.Generator().manual_seed(0))
+    assert s.to("cpu") is s
+    moved = s.to("meta")
+    for name in ("token", "greedy"):
+        assert getattr(moved, name).dtype == torch.long and getattr(moved, name).is_meta
+    for name in ("logprob", "entropy", "confidence", "margin"):
+        value = getattr(moved, name)
+        assert value.dtype == torch.float32 and value.shape == (3, 5) and value.is_meta

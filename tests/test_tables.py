@@ -190,6 +190,11 @@ def test_logged_runs_are_skipped(tmp_path, monkeypatch):
     make_table([*args, "limit=4"], log=lambda _: None)
     assert len(calls) == 4
     assert json.loads(next(runs.rglob("summary.json")).read_text())["n"] == 4
+    # Fewer examples than logged: cut from the records, nothing run or rewritten.
+    make_table([*args, "limit=2"], log=lambda _: None)
+    assert len(calls) == 4
+    assert json.loads(next(runs.rglob("summary.json")).read_text())["n"] == 4
+    assert set(pd.read_csv(results / "thresholds.csv").n) == {2}
 
 
 def test_missing_runs_with_run_false_and_unknown_table(tmp_path):
@@ -269,3 +274,38 @@ def test_table3_from_a_logged_posterior_summary(tmp_path):
     # Another setting (n=20) is not covered by the logged summary.
     with pytest.raises(UserError, match="no `nclb posterior` output"):
         make_table([str(grid), "run=false", "n=20", f"results={results}"], log=lambda _: None)
+
+
+def test_figure4_from_a_logged_trace_score_summary(tmp_path):
+    from nclb import cli
+
+    if "trace-score" not in cli.COMMANDS:
+        pytest.skip("`nclb trace-score` is not in this checkout")
+    out = tmp_path / "scores"
+    out.mkdir()
+    grid = tmp_path / "f4.yaml"
+    grid.write_text(
+        TABLE3_GRID.replace("kind: posterior", "kind: correlation").replace("OUT", str(out))
+    )
+    cfg = cli.compose("trace_score", ["model=tiny", "task=arith", "n=10", f"out_dir={out}"])
+    rows = [
+        {
+            "fraction": f,
+            "n": 10,
+            "pearson_reward": 0.1 + f / 2,
+            "spearman_reward": 0.1 + f / 3,
+            "pearson_confidence": 0.05,
+            "spearman_confidence": 0.04,
+            "mean_reward_correct": -0.1,
+            "mean_reward_wrong": -1 - 4 * f,
+        }
+        for f in (0.0, 0.5, 1.0)
+    ]
+    summary = {"n": 10, "accuracy": 0.6, "correlations": rows, "config": cfg, "git": "abc"}
+    (out / "summary.json").write_text(json.dumps(summary))
+    results = tmp_path / "results"
+    make_table([str(grid), "run=false", f"results={results}"], log=lambda _: None)
+    table = pd.read_csv(results / "t3.csv")
+    assert table.fraction.tolist() == [0.0, 0.5, 1.0]
+    assert table.pearson_reward.tolist() == [0.1, 0.35, 0.6] and set(table.accuracy) == {60.0}
+    assert (results / "t3.png").stat().st_size > 0 and (results / "t3.svg").is_file()

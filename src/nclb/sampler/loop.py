@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -94,11 +95,18 @@ def answer_masks(canvases: list[Canvas], gen_length: int) -> torch.Tensor:
 def active_window(masked: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The block index holding each row's leftmost mask, and the bool [B, G] window mask."""
     g = masked.shape[1]
-    pos = torch.arange(g)
+    pos, pos_block = _positions(g, block)
     first = pos.masked_fill(~masked, g).min(dim=1).values
     index = first // block
-    window = (pos.unsqueeze(0) // block) == index.unsqueeze(1)
+    window = pos_block == index.unsqueeze(1)
     return index, window
+
+
+@functools.lru_cache(maxsize=64)
+def _positions(g: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Region offsets [G] and their block indices [1, G] (cached; never written to)."""
+    pos = torch.arange(g)
+    return pos, (pos // block).unsqueeze(0)
 
 
 def exit_statistic(entropy: torch.Tensor, answer_masked: torch.Tensor, how: str) -> torch.Tensor:
@@ -209,16 +217,16 @@ def generate(
         block_masked = torch.where(moved, (masked & window).sum(1), block_masked)
         commit = torch.zeros_like(masked)
         exiting = torch.zeros(len(live), dtype=torch.bool)
+        tokens, n_deciding = s.token, len(live)
         if cfg.gamma is not None:
             answer_masked = masked & answer
             exiting = exit_statistic(s.entropy, answer_masked, cfg.exit_stat) < cfg.gamma
             commit[exiting] = answer_masked[exiting]
-        tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
-        deciding = ~exiting
-        n_deciding = int(deciding.sum())
+            tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
+            n_deciding -= int(exiting.sum())
         if n_deciding:
             # Index only when some rows exit this step (the common case takes views).
-            pick = slice(None) if n_deciding == len(live) else deciding
+            pick = slice(None) if n_deciding == len(live) else ~exiting
             view = StepView(
                 candidates=(masked & window)[pick],
                 stats=s.rows(pick),

@@ -36,9 +36,21 @@ class PositionStats:
 
     def to(self, device: torch.device | str) -> PositionStats:
         """The statistics on `device` (they are [B, G], so moving them is cheap)."""
-        if all(getattr(self, f.name).device == torch.device(device) for f in fields(self)):
+        if self.token.device == torch.device(device):  # all fields share one device
             return self
-        return PositionStats(**{f.name: getattr(self, f.name).to(device) for f in fields(self)})
+        # Two copies (one per dtype) instead of one per field: each copy waits for the device.
+        floats = torch.stack([self.logprob, self.entropy, self.confidence, self.margin])
+        longs = torch.stack([self.token, self.greedy])
+        logprob, entropy, confidence, margin = floats.to(device).unbind(0)
+        token, greedy = longs.to(device).unbind(0)
+        return PositionStats(
+            token=token,
+            logprob=logprob,
+            entropy=entropy,
+            confidence=confidence,
+            margin=margin,
+            greedy=greedy,
+        )
 
 
 def position_stats(

@@ -1,7 +1,6 @@
-"""Tables built from the outputs of the posterior-trace commands (issue 7): `nclb posterior`
-(Table 3), and the not-yet-available fine-tuning (Table 4) and correlation (Figure 4) outputs.
-
-Table 6 (KL) and Table 4's evaluation are ordinary `nclb run` grids (kind: runs)."""
+"""Tables built from the outputs of issue 7's commands: `nclb posterior` (Table 3, kind:
+posterior) and `nclb trace-score` (Figure 4, kind: correlation). Table 6 (KL, `metrics.kl=true`)
+and Table 4 (evaluating the fine-tuned checkpoints) are ordinary `nclb run` grids (kind: runs)."""
 
 from __future__ import annotations
 
@@ -18,43 +17,91 @@ from nclb.tables.grid import Grid, merge_overrides
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, latex, markdown, model_title
 
-# Config keys that do not change what `nclb posterior` computes.
-POSTERIOR_VOLATILE = ("device", "batch_size", "threads")
+# Config keys that do not change what `nclb posterior` / `nclb trace-score` compute.
+VOLATILE = ("device", "batch_size", "threads")
+# command -> (config name, module, function)
+COMMAND_FUNCS = {
+    "posterior": ("posterior", "nclb.posterior", "posterior"),
+    "trace-score": ("trace_score", "nclb.trace_score", "trace_score"),
+}
 
 
-def require_command(name: str, config: str, what: str) -> None:
-    """A one-line UserError when `nclb <name>` (and configs/<config>.yaml) is not available."""
+def require_command(name: str, what: str) -> None:
+    """A one-line UserError when `nclb <name>` (and its config) is not in this checkout."""
     from nclb import cli
 
+    config = COMMAND_FUNCS[name][0]
     if name not in cli.COMMANDS or not (config_dir() / f"{config}.yaml").is_file():
         raise UserError(f"{what} needs `nclb {name}`, which this checkout does not have yet")
 
 
-def same_posterior_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two `nclb posterior` configs compute the same traces."""
+def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two configs of a command compute the same outputs (device/batch/threads aside)."""
 
     def strip(cfg: dict[str, Any]) -> Any:
-        return canonical({k: v for k, v in cfg.items() if k not in POSTERIOR_VOLATILE})
+        return canonical({k: v for k, v in cfg.items() if k not in VOLATILE})
 
     return strip(a) == strip(b)
 
 
-def posterior_summary(cfg: dict[str, Any], execute: bool, log) -> dict[str, Any]:
-    """The summary.json of `nclb posterior` for `cfg`, running it when missing or different."""
+def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[str, Any]:
+    """The summary.json that `nclb <name>` wrote to cfg's out_dir for this config, running the
+    command in-process when it is missing, made with other settings, or older than the model's
+    local weights (a replaced checkpoint)."""
+    import importlib
+
+    from nclb.tables.runs import weights_file
+
     path = Path(cfg["out_dir"]) / "summary.json"
     if path.is_file():
         summary = json.loads(path.read_text())
-        if same_posterior_config(summary.get("config") or {}, cfg):
+        weights = weights_file({"model": cfg["model"], "task": cfg["task"]})
+        fresh = weights is None or weights.stat().st_mtime <= path.stat().st_mtime
+        if fresh and same_config(summary.get("config") or {}, cfg):
             log(f"logged: {path}")
             return summary
     if not execute:
         raise UserError(
-            f"no `nclb posterior` output for this setting in {path.parent}; drop run=false"
+            f"no `nclb {name}` output for this setting in {path.parent}; drop run=false"
         )
-    from nclb.posterior import posterior
+    _, module, func = COMMAND_FUNCS[name]
+    log(f"running nclb {name} -> {path.parent}")
+    getattr(importlib.import_module(module), func)(cfg)
+    return json.loads(path.read_text())
 
-    log(f"running nclb posterior -> {path.parent}")
-    return posterior(cfg)
+
+def command_groups(grid: Grid, name: str, extra: list[str], execute: bool, log):
+    """(group, composed config, summary) for each group of a command grid; a group whose
+    `requires` input is missing is skipped when `optional: true` (a UserError otherwise)."""
+    from nclb.cli import check_groups, compose
+    from nclb.tables.make import missing_input
+
+    out, skipped = [], []
+    for group in grid.groups:
+        message = missing_input(group)
+        if message and group.get("optional"):
+            log(f"skipped a group of {grid.name}: {message}")
+            skipped.append(f"- skipped ({group.get('label', 'a group')}): {message}")
+            continue
+        if message:
+            raise UserError(f"{grid.name}: {message}")
+        overrides = merge_overrides([str(x) for x in group.get("overrides", [])], extra)
+        check_groups(overrides)
+        cfg = compose(COMMAND_FUNCS[name][0], overrides)
+        out.append((group, cfg, command_summary(name, cfg, execute, log)))
+    return out, skipped
+
+
+def write_outputs(
+    results: Path, stem: str, table: pd.DataFrame, display: pd.DataFrame, header: list[str]
+) -> list[Path]:
+    """<stem>.md, .csv (the unformatted table) and .tex under `results`."""
+    results.mkdir(parents=True, exist_ok=True)
+    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
+    paths[0].write_text(markdown(display, header))
+    table.to_csv(paths[1], index=False)
+    paths[2].write_text(latex(display, header, stem))
+    return paths
 
 
 POSTERIOR_ROWS = (
@@ -65,9 +112,12 @@ POSTERIOR_ROWS = (
 
 
 def posterior_rows(
-    summary: dict[str, Any], cfg: dict[str, Any], paper_ref: tuple[str, str] | None
+    summary: dict[str, Any],
+    cfg: dict[str, Any],
+    paper_ref: tuple[str, str] | None,
+    setup: str = "",
 ) -> list[dict[str, Any]]:
-    """The Table 3 rows of one `nclb posterior` summary."""
+    """The Table 3 rows of one `nclb posterior` summary (`setup`: the grid group's label)."""
     model, task = cfg["model"]["name"], cfg["task"]["name"]
     ref_model, ref_task = paper_ref or (model, task)
     rows = []
@@ -87,6 +137,7 @@ def posterior_rows(
             {
                 "model": model,
                 "task": task,
+                "setup": setup,
                 "problems": summary.get("problems"),
                 "setting": setting,
                 "traces": n,
@@ -107,24 +158,25 @@ def posterior_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:
     """Table 3: the fraction of correct reasoning traces, ordinary vs posterior decoding."""
-    require_command("posterior", "posterior", grid.name)
-    from nclb.cli import check_groups, compose
+    from nclb.tables.make import output_stem
 
+    require_command("posterior", grid.name)
+    groups, skipped = command_groups(grid, "posterior", extra, execute, log)
     records, lines = [], []
-    for group in grid.groups:
-        overrides = merge_overrides([str(x) for x in group.get("overrides", [])], extra)
-        check_groups(overrides)
-        cfg = compose("posterior", overrides)
-        summary = posterior_summary(cfg, execute, log)
+    for group, cfg, summary in groups:
         ref = group.get("paper_ref")
-        records += posterior_rows(summary, cfg, (ref["model"], ref["task"]) if ref else None)
+        paper_ref = (ref["model"], ref["task"]) if ref else None
+        records += posterior_rows(summary, cfg, paper_ref, group.get("label", ""))
         lines.append(
-            f"- model={cfg['model']['name']} ({cfg['model'].get('path') or 'shipped checkpoint'}), "
-            f"task={cfg['task']['name']}: {summary.get('problems')} problems (source={cfg.get('source')}), "
+            f"- {group.get('label', 'model')}: model={cfg['model']['name']} "
+            f"({cfg['model'].get('path') or 'shipped checkpoint'}), task={cfg['task']['name']}: "
+            f"{summary.get('problems')} problems (source={cfg.get('source')}), "
             f"{cfg.get('samples')} trace(s) each at temperature {cfg.get('temperature')}, "
             f"decoder={cfg['decoder']['name']}; traces in {summary.get('traces')}; "
             f"code revision {summary.get('git')}"
         )
+    if not records:
+        raise UserError(f"{grid.name}: no group could be built ({'; '.join(skipped)})")
     table = pd.DataFrame.from_records(records).round(
         {
             "trace_correct": 2,
@@ -138,12 +190,17 @@ def posterior_table(
         {
             "model": table.model,
             "task": table.task,
+            "setup": table.setup,
             "problems": table.problems,
             "setting": table.setting,
             "traces": table.traces,
             "correct traces % [95% CI]": [
-                "not checkable" if pd.isna(v) else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
-                for v, lo, hi in zip(table.trace_correct, table.ci_low, table.ci_high)
+                ("no traces" if not n else "not checkable")
+                if pd.isna(v)
+                else f"{v:.1f} [{lo:.1f}, {hi:.1f}]"
+                for v, lo, hi, n in zip(
+                    table.trace_correct, table.ci_low, table.ci_high, table.traces
+                )
             ],
             "answer correct %": [fmt(v, 1) for v in table.answer_accuracy],
             "mean log p(a | c, r)": [fmt(v, 3) for v in table.mean_answer_logprob],
@@ -152,12 +209,12 @@ def posterior_table(
             "paper: % correct (GPT-4o judge)": [fmt(v, 0) for v in table.paper_gpt4o],
         }
     )
-    title = f"{grid.title} ({model_title(grid.model_kind)})"
     header = [
-        title,
+        f"{grid.title} ({model_title(grid.model_kind)})",
         f"Generated by `{command}` from `nclb posterior` outputs (summary.json); not edited by hand.",
         "Model and data:",
         *lines,
+        *skipped,
         "",
         "A trace is correct when every step recomputes (the task's checker; arith). The paper "
         "judged GSM8k traces with a PRM and GPT-4o instead. 95% Wilson intervals.",
@@ -166,27 +223,107 @@ def posterior_table(
     ]
     if grid.note:
         header.append(grid.note.strip())
+    stem = output_stem(grid.name, grid.model_kind)
+    return write_outputs(results, stem, table, display, header)
+
+
+def correlation_figure(
+    grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
+) -> list[Path]:
+    """Figure 4: correlation of the partial-trace reward log p(a* | c, r_so_far) (and of the
+    mean-confidence baseline) with final correctness, against the fraction of the trace."""
+    from nclb.tables.figures import pyplot, save
     from nclb.tables.make import output_stem
 
+    require_command("trace-score", grid.name)
+    groups, skipped = command_groups(grid, "trace-score", extra, execute, log)
+    if not groups:
+        raise UserError(f"{grid.name}: no group could be built ({'; '.join(skipped)})")
+    records, lines = [], []
+    for group, cfg, summary in groups:
+        label = group.get("label", f"{cfg['model']['name']} / {cfg['task']['name']}")
+        for row in summary["correlations"]:
+            records.append(
+                {
+                    "model": cfg["model"]["name"],
+                    "task": cfg["task"]["name"],
+                    "setup": label,
+                    "n": summary["n"],
+                    "accuracy": 100 * summary["accuracy"],
+                    **row,
+                }
+            )
+        lines.append(
+            f"- {label}: model={cfg['model']['name']} "
+            f"({cfg['model'].get('path') or 'shipped checkpoint'}), task={cfg['task']['name']}: "
+            f"the first {summary['n']} examples, greedy left-to-right k=1 decoding, final accuracy "
+            f"{100 * summary['accuracy']:.1f}%, reward answer_score={cfg.get('answer_score')}; "
+            f"code revision {summary.get('git')}"
+        )
+    table = pd.DataFrame.from_records(records).round(4)
+    plt = pyplot()
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.0 * len(groups)), squeeze=False)
+    for (ax_corr, ax_mean), (setup, rows) in zip(axes, table.groupby("setup", sort=False)):
+        for col, name, style in (
+            ("pearson_reward", "reward log p(a*|c,r), Pearson", "-o"),
+            ("spearman_reward", "reward, Spearman", "--o"),
+            ("pearson_confidence", "mean confidence, Pearson", "-s"),
+            ("spearman_confidence", "mean confidence, Spearman", "--s"),
+        ):
+            ax_corr.plot(100 * rows.fraction, rows[col], style, label=name, markersize=4)
+        ax_corr.axhline(0, color="0.5", lw=0.8)
+        if rows[["pearson_reward", "spearman_reward"]].isna().all().all():
+            ax_corr.text(
+                50, 0.02, "undefined: every generation has the same correctness", ha="center"
+            )
+        ax_corr.set_xlabel("% of the reasoning trace written")
+        ax_corr.set_ylabel("correlation with final correctness")
+        ax_corr.set_title(f"{setup} (n={rows.n.iloc[0]}, acc {rows.accuracy.iloc[0]:.1f}%)")
+        ax_mean.plot(
+            100 * rows.fraction, rows.mean_reward_correct, "-o", label="correct generations"
+        )
+        ax_mean.plot(100 * rows.fraction, rows.mean_reward_wrong, "-o", label="wrong generations")
+        ax_mean.set_xlabel("% of the reasoning trace written")
+        ax_mean.set_ylabel("mean reward log p(a* | c, r_so_far)")
+        ax_mean.set_title(f"{setup}: mean reward")
+        for ax in (ax_corr, ax_mean):
+            ax.set_xlim(-4, 104)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
     stem = output_stem(grid.name, grid.model_kind)
-    results.mkdir(parents=True, exist_ok=True)
-    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
-    paths[0].write_text(markdown(display, header))
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(latex(display, header, stem))
-    return paths
+    title = f"{grid.title} ({model_title(grid.model_kind)})"
+    footer = f"{command}; " + "; ".join(line[2:] for line in lines)
+    paths = save(fig, results, stem, title, footer)
+    shown = table
+    display = pd.DataFrame(
+        {
+            "setup": shown.setup,
+            "n": shown.n,
+            "% of trace": [f"{100 * f:.0f}" for f in shown.fraction],
+            "reward Pearson": [fmt(v, 3) for v in shown.pearson_reward],
+            "reward Spearman": [fmt(v, 3) for v in shown.spearman_reward],
+            "confidence Pearson": [fmt(v, 3) for v in shown.pearson_confidence],
+            "confidence Spearman": [fmt(v, 3) for v in shown.spearman_confidence],
+            "mean reward, correct": [fmt(v, 2) for v in shown.mean_reward_correct],
+            "mean reward, wrong": [fmt(v, 2) for v in shown.mean_reward_wrong],
+        }
+    )
+    header = [
+        title,
+        f"Generated by `{command}` from `nclb trace-score` outputs (summary.json); not edited by hand.",
+        "Model and data:",
+        *lines,
+        *skipped,
+        "",
+        "Correlation (Pearson = point-biserial; Spearman) of the reward log p(a* | c, r_so_far) "
+        "with the gold answer a* pre-filled, and of the partial trace's mean token confidence "
+        "(baseline), with the final correctness of the full generation. The CSV has every "
+        "fraction; the paper reports no numbers for this figure (only that the reward beats a 7B "
+        "process reward model).",
+    ]
+    if grid.note:
+        header.append(grid.note.strip())
+    return paths + write_outputs(results, stem, table, display.reset_index(drop=True), header)
 
 
-def not_ready(what: str):
-    """A builder that fails with one line naming the missing piece."""
-
-    def builder(grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log):
-        raise UserError(f"{grid.name} needs {what}, which this checkout does not have yet")
-
-    return builder
-
-
-BUILDERS = {
-    "posterior": posterior_table,
-    "correlation": not_ready("partial-trace scoring output (the Figure 4 correlation, issue 7)"),
-}
+BUILDERS = {"posterior": posterior_table, "correlation": correlation_figure}

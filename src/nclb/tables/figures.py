@@ -8,6 +8,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 
+NICE_TICKS = (1, 2, 3, 5, 10, 20, 30, 50, 100, 200, 300, 500, 1000, 2000)
 GREEK = {"lam": "λ", "gamma": "γ", "k": "k", "block": "block"}
 
 
@@ -41,9 +42,14 @@ def panels(frame: pd.DataFrame) -> list[tuple[str, pd.DataFrame]]:
 
 def save(fig, out: Path, name: str, title: str, footer: str) -> list[Path]:
     """Add the title and footer (provenance) and save PNG and SVG."""
+    import textwrap
+
     fig.suptitle(title, fontsize=12)
-    fig.text(0.01, 0.005, footer, fontsize=7, color="0.35", ha="left", va="bottom")
-    fig.tight_layout(rect=(0, 0.04, 1, 0.95))
+    width = int(fig.get_figwidth() * 17)  # characters of 7 pt text per line, roughly
+    lines = textwrap.wrap(footer, width=width)
+    fig.text(0.01, 0.005, "\n".join(lines), fontsize=7, color="0.35", ha="left", va="bottom")
+    bottom = min(0.3, (0.13 * len(lines) + 0.05) / fig.get_figheight())
+    fig.tight_layout(rect=(0, bottom, 1, 0.95))
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     fig.savefig(paths[0], dpi=150)
@@ -52,28 +58,52 @@ def save(fig, out: Path, name: str, title: str, footer: str) -> list[Path]:
     return paths
 
 
+def label_points(ax, points: list[tuple[float, float, str, str]], min_px: float = 14.0) -> None:
+    """Annotate points with their labels, skipping one that would overlap a label already
+    placed (closer than `min_px` pixels); the CSV/Markdown table has every value."""
+    ax.figure.canvas.draw()
+    placed: list[tuple[float, float]] = []
+    for x, y, text, color in points:
+        px, py = ax.transData.transform((x, y))
+        if not text or any(abs(px - a) < 3 * min_px and abs(py - b) < min_px for a, b in placed):
+            continue
+        placed.append((px, py))
+        ax.annotate(
+            text, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7, color=color
+        )
+
+
 def accuracy_vs_nfe(frame: pd.DataFrame, out: Path, name: str, title: str, footer: str):
     """Accuracy (95% CI bars) against mean NFE, one line per series (k sweep, λ sweep, ...)."""
     plt = pyplot()
     parts = panels(frame[frame.series.notna()])
     if not parts:
         raise UserError(f"figure {name}: the grid has no rows with a series")
-    fig, axes = plt.subplots(1, len(parts), figsize=(5.5 * len(parts), 4.3), squeeze=False)
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 4.6), squeeze=False)
     for ax, (panel, rows) in zip(axes[0], parts):
+        points = []
         for series, pts in rows.groupby("series", sort=False):
             pts = pts.sort_values("mean_nfe")
             err = ci_errors(pts)
-            ax.errorbar(pts.mean_nfe, pts.accuracy, yerr=err, marker="o", capsize=3, label=series)
-            for x, y, swept in zip(pts.mean_nfe, pts.accuracy, pts.swept):
-                ax.annotate(
-                    point_label(swept),
-                    (x, y),
-                    textcoords="offset points",
-                    xytext=(4, 4),
-                    fontsize=7,
-                )
+            (line, *_) = ax.errorbar(
+                pts.mean_nfe, pts.accuracy, yerr=err, marker="o", capsize=3, label=series
+            )
+            points += [
+                (x, y, point_label(s), line.get_color())
+                for x, y, s in zip(pts.mean_nfe, pts.accuracy, pts.swept)
+            ]
+        ax.set_xscale("log")
+        lo, hi = rows.mean_nfe.min(), rows.mean_nfe.max()
+        ticks = [v for v in NICE_TICKS if lo * 0.9 <= v <= hi * 1.1] or [lo, hi]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.08)
+        label_points(ax, points)
         ax.set_title(panel)
-        ax.set_xlabel("mean NFE per example (forward passes)")
+        ax.set_xlabel("mean NFE per example (forward passes, log scale)")
         ax.set_ylabel("accuracy % (95% Wilson CI)")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)

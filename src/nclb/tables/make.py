@@ -8,14 +8,18 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.tables.grid import MODEL_KINDS, Grid, load_grid
 
-TABLE_KEYS = ("model", "run", "results")
-USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [key=value ...]
+# Grids that have a Makefile target (`make NAME MODEL=...`).
+MAKE_TARGETS = ("table1", "figure3", "table2", "table3", "table4", "table6", "figure4")
+TABLE_KEYS = ("model", "run", "results", "threads")
+USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
+                  [key=value ...]
 
 NAME: table1 | figure3 | table2 | table3 | table4 | table6 | figure4 (configs/grids/NAME.yaml),
 or a path to a grid .yaml file. Runs the grid's runs that are not logged yet (skipping those whose
 summary.json has the same resolved config and n), then writes results/NAME.{md,csv,tex} and its
 figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
-batch_size=16 limit=50 out_dir=...). run=false only builds from the logs."""
+batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. threads: torch CPU
+threads (auto: 1 for the tiny model, torch's default otherwise)."""
 
 
 def output_stem(name: str, model_kind: str) -> str:
@@ -28,7 +32,12 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
     names = [a for a in argv if "=" not in a]
     if len(names) != 1:
         raise UserError("nclb table needs exactly one table NAME (see `nclb table --help`)")
-    options: dict[str, Any] = {"model": "tiny", "run": True, "results": "results"}
+    options: dict[str, Any] = {
+        "model": "tiny",
+        "run": True,
+        "results": "results",
+        "threads": "auto",
+    }
     extra = []
     for item in argv:
         if "=" not in item:
@@ -44,16 +53,39 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
     if run not in ("true", "false"):
         raise UserError(f"run={options['run']} must be true or false")
     options["run"] = run == "true"
+    threads = str(options["threads"])
+    if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
+        raise UserError(f"threads={threads} must be auto or an integer >= 1")
     return names[0], options, extra
 
 
+def set_threads(threads: str, model_kind: str) -> None:
+    """torch CPU threads: `auto` = 1 for the tiny model (its small tensors run faster on one
+    thread, much faster when the cores are shared), torch's default for the 8B models."""
+    import torch
+
+    if threads != "auto":
+        torch.set_num_threads(int(threads))
+    elif model_kind == "tiny":
+        torch.set_num_threads(1)
+
+
+def missing_input(group: dict[str, Any]) -> str | None:
+    """The first input a grid group lists under `requires` that does not exist (e.g. a
+    checkpoint another command makes: `{path: outputs/table4/base, missing: how to make it}`),
+    as a message; None when all exist."""
+    for req in group.get("requires") or []:
+        if not Path(req["path"]).exists():
+            return f"{req['path']} does not exist; {req['missing']}"
+    return None
+
+
 def check_requires(grid: Grid) -> None:
-    """A one-line UserError for the first missing input a grid group lists under `requires`
-    (e.g. checkpoints another command makes: `{path: outputs/table4/base, missing: ...}`)."""
+    """A one-line UserError for the first missing required input of the grid's groups."""
     for group in grid.groups:
-        for req in group.get("requires") or []:
-            if not Path(req["path"]).exists():
-                raise UserError(f"{grid.name}: {req['path']} does not exist; {req['missing']}")
+        message = missing_input(group)
+        if message:
+            raise UserError(f"{grid.name}: {message}")
 
 
 def make_runs_table(
@@ -103,10 +135,11 @@ def make_table(argv: list[str], log=print) -> list[Path]:
     shown = " ".join([name, f"model={options['model']}", *extra])
     command = (
         f"make {name} MODEL={options['model']}"
-        if not extra and Path(name).stem == name and options["results"] == "results"
+        if not extra and name in MAKE_TARGETS and options["results"] == "results"
         else f"nclb table {shown}"
     )
     results = Path(options["results"])
+    set_threads(str(options["threads"]), options["model"])
     if grid.kind == "runs":
         paths = make_runs_table(grid, results, options["run"], extra, command, log)
     else:

@@ -3,7 +3,8 @@
 A run counts as logged when its folder (outputs/runs/<model>/<task>/<decoder>-<hash>, the hash
 over the resolved model/task/decoder/sampler settings and seed) holds a summary.json whose
 identity equals the resolved one and whose n is the number of examples asked for (`limit`, or a
-full-set run when limit is null). Logged runs are not run again. A summary older than the
+full-set run when limit is null). Logged runs are not run again; a logged run of the same
+settings with more examples is cut down to the first `limit` from its records. A summary older than the
 model's local weights file (a replaced checkpoint) or lacking a metric the table needs is
 redone from scratch (resume=false).
 """
@@ -17,7 +18,7 @@ from typing import Any
 
 from nclb.config import REPO_ROOT
 from nclb.errors import UserError
-from nclb.runlog import SUMMARY, run_dir, run_identity
+from nclb.runlog import RECORDS, SUMMARY, run_dir, run_identity
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 
@@ -80,7 +81,50 @@ def logged_summary(run: PlannedRun) -> dict[str, Any] | None:
         same_n = n == run.limit or (n is not None and n < run.limit and limit == run.limit)
     if any(dotted(summary, key) is None for key in run.required) or weights_changed(run):
         return None
-    return summary if same_n and summary.get("n") else None
+    if same_n and summary.get("n"):
+        return summary
+    return subset_summary(run, summary)
+
+
+def complete_records(path: Path) -> list[dict[str, Any]]:
+    """The complete lines of a records.jsonl, read only (a line still being written is left)."""
+    records = []
+    if not path.is_file():
+        return records
+    with path.open("rb") as f:
+        for line in f:
+            if not line.endswith(b"\n"):
+                break
+            try:
+                records.append(json.loads(line))
+            except json.JSONDecodeError:
+                break
+    return records
+
+
+def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] | None:
+    """The summary of the first `limit` examples, computed from the records of a logged run of
+    the same settings that decoded more of them (None if any of those examples is missing).
+    Nothing is rerun or rewritten, so a run shared with other users' larger `limit` is reused."""
+    n = summary.get("n") or 0
+    if run.limit is None or run.required or n <= run.limit:
+        return None
+    from nclb.runner import summarize
+    from nclb.tasks.registry import build_task
+
+    wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
+    by_id = {r["id"]: r for r in complete_records(run.folder / RECORDS)}
+    if any(i not in by_id for i in wanted):
+        return None
+    config = {**(summary.get("config") or {}), "limit": run.limit}
+    out = summarize([by_id[i] for i in wanted], 0, 0.0, config, run.folder)
+    out.update(
+        label=summary.get("label"),
+        identity=summary["identity"],
+        git=summary.get("git"),
+        subset_of=f"the first {len(wanted)} of {n} logged examples",
+    )
+    return out
 
 
 def weights_file(identity: dict[str, Any]) -> Path | None:
@@ -124,11 +168,17 @@ def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> l
     """The summary of every planned run, running the ones not logged yet (when `execute`).
 
     Runs sharing a folder are run once. Without `execute`, a missing run is a UserError.
+    Logged summaries are read once, up front: a later rewrite of the same folder by another
+    process (e.g. `nclb run` with another limit) does not change this table.
     """
     from nclb.runner import run
 
     summaries: dict[Path, dict[str, Any]] = {}
-    missing = [p for p in planned if logged_summary(p) is None]
+    for p in planned:
+        summary = logged_summary(p)
+        if summary is not None:
+            summaries[p.folder] = summary
+    missing = [p for p in planned if p.folder not in summaries]
     todo = list({p.folder: p for p in missing}.values())
     if todo and not execute:
         names = ", ".join(f"{p.row.label} ({p.folder})" for p in todo[:3])
@@ -143,7 +193,7 @@ def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> l
         summaries[p.folder] = run(cfg)
     out = []
     for p in planned:
-        summary = summaries.get(p.folder) or logged_summary(p)
+        summary = summaries.get(p.folder)
         if summary is None:
             raise UserError(f"run {p.row.label} left no usable summary in {p.folder}")
         out.append(summary)

@@ -124,7 +124,7 @@ def markdown(display: pd.DataFrame, header: list[str]) -> str:
     if body[-1]:
         body.append("")
     cols = list(display.columns)
-    body.append("| " + " | ".join(cols) + " |")
+    body.append("| " + " | ".join(c.replace("|", "\\|") for c in cols) + " |")
     body.append("|" + "|".join("---" for _ in cols) + "|")
     for row in display.itertuples(index=False):
         body.append("| " + " | ".join(str(v).replace("|", "\\|") for v in row) + " |")
