@@ -10,7 +10,17 @@ import pandas as pd
 
 from nclb.tables.build import display_name, paper_numbers
 
-TASK_DATA_KEYS = ("subset", "split", "source", "n_test", "seed", "min_blanks", "max_blanks")
+TASK_DATA_KEYS = (
+    "subset",
+    "split",
+    "source",
+    "n_test",
+    "seed",
+    "min_steps",
+    "max_steps",
+    "min_blanks",
+    "max_blanks",
+)
 
 
 def provenance(summaries: list[dict[str, Any]]) -> list[str]:
