@@ -1,7 +1,7 @@
 """The paper's Table 4 in miniature, on the tiny arith model (docs/posterior.md).
 
 Base model: saw gold scratchpads for 2-step chains only and only answers for 3-step chains
-(`outputs/table4/base`, from scripts/table4_base_gpu.py or `nclb train ... +task.trace_max_steps=2`).
+(`checkpoints/tiny-arith-t2`, from scripts/table4_base_gpu.py or `nclb train ... +task.trace_max_steps=2`).
 Then, on N training problems with 3 steps:
   posterior traces   nclb posterior (answer pre-filled, the base model infills the scratchpad)
   fine-tuning        no FT / gold traces / posterior traces / both, same steps and settings
@@ -35,7 +35,7 @@ def nclb(*args: str) -> None:
 def main() -> None:
     """Posterior traces, three fine-tunes, one results table."""
     ap = argparse.ArgumentParser()
-    ap.add_argument("--base", default="outputs/table4/base")
+    ap.add_argument("--base", default="checkpoints/tiny-arith-t2")
     ap.add_argument("--out", default="outputs/table4")
     ap.add_argument("--n", type=int, default=2000, help="training problems (3-step)")
     ap.add_argument("--steps", type=int, default=500, help="fine-tuning steps per variant")

@@ -3,7 +3,7 @@ run of scripts/table4.py. Same commands as there, through the Python entry point
 
     python scripts/table4_gpu.py OUT_DIR [--steps 3000] [--batch 64] [--lr 5e-4]
 
-Needs outputs/table4/base and outputs/table4/posterior/traces.jsonl (scripts/table4.py makes
+Needs checkpoints/tiny-arith-t2 and outputs/table4/posterior/traces.jsonl (scripts/table4.py makes
 the latter). Models are built as in scripts/gpu_check_posterior.py. Writes OUT_DIR/table4_gpu.json.
 """
 
@@ -38,7 +38,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     finetune_mod.build_model = cuda_model
     trace_mod.build_model = cuda_model
-    base = str(ROOT / "outputs/table4/base")
+    base = str(ROOT / "checkpoints/tiny-arith-t2")
     traces = str(ROOT / "outputs/table4/posterior/traces.jsonl")
     ft = [
         f"init={base}",
