@@ -39,6 +39,9 @@ def test_stop_then_resume(tmp_path, sig):
             stdout=subprocess.DEVNULL,
             stderr=err,
             env=ENV,
+            # A shell without job control starts background jobs with SIGINT ignored, and the
+            # child would inherit that (as under a CI runner): give it Ctrl-C's default back.
+            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
         )
     deadline = time.time() + 60
     path = None
