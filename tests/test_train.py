@@ -71,3 +71,22 @@ def test_train_saves_and_resumes(tmp_path):
     steps = [json.loads(line)["step"] for line in (tmp_path / "metrics.jsonl").open()]
     assert steps == [2, 4, 5, 6]
     assert (export / "config.json").is_file() and not (export / "state.pt").exists()
+
+
+def test_init_starts_from_a_checkpoint_with_a_fresh_schedule(tmp_path):
+    from nclb.tiny.checkpoint import load_checkpoint
+
+    base = train(config(tmp_path / "base", "task=arith", "optim.steps=2", "eval_every=2"))
+    start, _ = load_checkpoint(base)
+    cont = tmp_path / "cont"
+    # arch keys that disagree with the checkpoint are ignored: its own config wins
+    out = train(
+        config(
+            cont, "task=arith", f"init={base}", "optim.steps=2", "optim.lr=0", "arch.hidden_size=48"
+        )
+    )
+    assert torch.load(cont / "state.pt", weights_only=False)["step"] == 2
+    after, _ = load_checkpoint(out)
+    assert after.config.hidden_size == 32
+    for name, weight in start.state_dict().items():  # lr 0: the weights are the checkpoint's
+        assert torch.equal(weight, after.state_dict()[name]), name

@@ -180,6 +180,10 @@ def train(cfg: DictConfig | dict) -> Path:
     if resume:
         model, tokenizer = load_checkpoint(hf_dir)
         state = torch.load(state_path, weights_only=False)
+    elif cfg.get("init"):
+        # Continue training a finished checkpoint with a fresh optimizer and schedule.
+        model, tokenizer = load_checkpoint(Path(cfg.init))
+        state = {"step": 0, "elapsed": 0.0}
     else:
         tokenizer = build_tokenizer()
         model, state = _new_model(cfg, tokenizer), {"step": 0, "elapsed": 0.0}
