@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from nclb.models.oracle import CharCodec
@@ -30,3 +31,12 @@ class FixedLogitsModel:
         out = torch.full((b, n, self.vocab_size), -1e9)
         out[:, n - self.length :, : self.mask_id] = self.fn(ids[:, n - self.length :])
         return out
+
+
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """Small tensors: one torch thread avoids oversubscription on a busy 2-core machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

@@ -18,13 +18,7 @@ from nclb.posterior import fill_answer, posterior, summarize_traces
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.base import Canvas
 
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

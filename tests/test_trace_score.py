@@ -6,7 +6,6 @@ import csv
 import math
 
 import pytest
-import torch
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
@@ -18,12 +17,7 @@ from nclb.trace_score import partial_states, pearson, ranks, spearman, trace_pos
 M, EOS = 9, 8  # mask and eos ids of the synthetic canvas below
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def test_correlations_by_hand():
