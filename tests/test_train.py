@@ -90,3 +90,12 @@ def test_init_starts_from_a_checkpoint_with_a_fresh_schedule(tmp_path):
     assert after.config.hidden_size == 32
     for name, weight in start.state_dict().items():  # lr 0: the weights are the checkpoint's
         assert torch.equal(weight, after.state_dict()[name]), name
+
+
+def test_init_from_a_missing_folder_is_a_user_error(tmp_path):
+    import pytest
+
+    from nclb.errors import UserError
+
+    with pytest.raises(UserError, match="init="):
+        train(config(tmp_path, "task=arith", f"init={tmp_path / 'nope'}", "optim.steps=1"))

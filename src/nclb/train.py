@@ -182,6 +182,8 @@ def train(cfg: DictConfig | dict) -> Path:
         state = torch.load(state_path, weights_only=False)
     elif cfg.get("init"):
         # Continue training a finished checkpoint with a fresh optimizer and schedule.
+        if not (Path(cfg.init) / "config.json").is_file():
+            raise UserError(f"init={cfg.init} is not a checkpoint folder (no config.json)")
         model, tokenizer = load_checkpoint(Path(cfg.init))
         state = {"step": 0, "elapsed": 0.0}
     else:
