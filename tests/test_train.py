@@ -3,9 +3,11 @@
 import json
 from pathlib import Path
 
+import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+from nclb.errors import UserError
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.tokenizer import build_tokenizer
 from nclb.train import _new_model, _TinyLM, lr_factor, make_batch, mdlm_loss, train
@@ -93,9 +95,5 @@ def test_init_starts_from_a_checkpoint_with_a_fresh_schedule(tmp_path):
 
 
 def test_init_from_a_missing_folder_is_a_user_error(tmp_path):
-    import pytest
-
-    from nclb.errors import UserError
-
     with pytest.raises(UserError, match="init="):
         train(config(tmp_path, "task=arith", f"init={tmp_path / 'nope'}", "optim.steps=1"))
