@@ -82,3 +82,19 @@ def test_shipped_modeling_file_is_the_package_source(name):
     """Each checkpoint carries its own copy of the remote code; it must not drift from the source."""
     source = Path(modeling.__file__).read_bytes()
     assert (SHIPPED / name / "modeling_nclb_tiny.py").read_bytes() == source
+
+
+def test_weights_loaded_into_an_empty_model_give_the_same_logits():
+    """transformers 5.x builds the model on the meta device and fills in only the saved tensors;
+    any state not in model.safetensors (such as a non-persistent buffer) would be garbage."""
+    from safetensors.torch import load_file
+
+    folder = Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-sudoku9"
+    loaded, _ = load_checkpoint(folder)
+    with torch.device("meta"):
+        empty = NclbTinyForMaskedLM(loaded.config)
+    empty = empty.to_empty(device="cpu").eval()
+    empty.load_state_dict(load_file(folder / "model.safetensors"), strict=True)
+    ids = torch.randint(4, 90, (2, 30))
+    with torch.no_grad():
+        assert torch.equal(empty(ids).logits, loaded(ids).logits)

@@ -97,3 +97,26 @@ def test_init_starts_from_a_checkpoint_with_a_fresh_schedule(tmp_path):
 def test_init_from_a_missing_folder_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="init="):
         train(config(tmp_path, "task=arith", f"init={tmp_path / 'nope'}", "optim.steps=1"))
+
+
+def test_worker_zero_draws_the_in_process_stream():
+    from nclb.train import _BatchStream
+
+    task, tok = ArithTask(), build_tokenizer()
+    lm = _TinyLM(None, tok)
+    stream = task.train_stream(5)
+    expected = make_batch(task, lm, [next(stream) for _ in range(8)], 48)
+    got = next(iter(_BatchStream(task, tok, 5, 8, 48)))
+    for a, b in zip(expected, got, strict=True):
+        assert torch.equal(a, b)
+
+
+def test_training_with_batch_workers(tmp_path):
+    train(config(tmp_path, "task=arith", "optim.steps=3", "eval_every=3", "workers=2"))
+    assert torch.load(tmp_path / "state.pt", weights_only=False)["step"] == 3
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the no-GPU message")
+def test_cuda_without_a_gpu_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="device=cuda"):
+        train(config(tmp_path, "task=arith", "device=cuda", "optim.steps=1"))

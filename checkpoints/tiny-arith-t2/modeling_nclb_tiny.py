@@ -105,9 +105,6 @@ class NclbTinyForMaskedLM(PreTrainedModel):
         self.blocks = nn.ModuleList(_Block(config) for _ in range(config.num_hidden_layers))
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
-        head_dim = config.hidden_size // config.num_attention_heads
-        inv_freq = config.rope_theta ** (-torch.arange(0, head_dim, 2).float() / head_dim)
-        self.register_buffer("inv_freq", inv_freq, persistent=False)
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -136,7 +133,12 @@ class NclbTinyForMaskedLM(PreTrainedModel):
         x = self.embed(input_ids)
         if self.pos is not None:
             x = x + self.pos(positions.clamp(max=self.config.max_position_embeddings - 1))
-        angles = positions[:, None, :, None].float() * self.inv_freq
+        # Rotary frequencies are recomputed per call rather than kept as a buffer: a non-persistent
+        # buffer is left uninitialised by from_pretrained in transformers 5.x.
+        head_dim = self.config.hidden_size // self.config.num_attention_heads
+        exponents = torch.arange(0, head_dim, 2, device=input_ids.device).float() / head_dim
+        inv_freq = self.config.rope_theta ** (-exponents)
+        angles = positions[:, None, :, None].float() * inv_freq
         cos, sin = angles.cos(), angles.sin()
         keep = real[:, None, None, :]
         for block in self.blocks:

@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.models.hf import HFCodec
+from nclb.models.hf import HFCodec, resolve_device
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.arith import ArithTask
 from nclb.tasks.base import Example
@@ -101,10 +101,10 @@ def mdlm_loss(
 
     t = eps + (t_max - eps) * u with u stratified over the batch.
     """
-    b = ids.shape[0]
-    u = (torch.arange(b) + torch.rand(b, generator=gen)) / b
-    t = eps + (t_max - eps) * u[torch.randperm(b, generator=gen)]
-    masked = (torch.rand(ids.shape, generator=gen) < t[:, None]) & maskable
+    b, dev = ids.shape[0], ids.device
+    u = (torch.arange(b, device=dev) + torch.rand(b, generator=gen, device=dev)) / b
+    t = eps + (t_max - eps) * u[torch.randperm(b, generator=gen, device=dev)]
+    masked = (torch.rand(ids.shape, generator=gen, device=dev) < t[:, None]) & maskable
     logits = model(ids.masked_fill(masked, mask_id), attention_mask=attn).logits
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
     weights = (1.0 / t)[:, None].expand_as(ids)[masked]
@@ -131,6 +131,7 @@ def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
     ids, attn, maskable = make_batch(task, lm, examples, gen_length)
     g = torch.Generator().manual_seed(0)
     masked = (torch.rand(ids.shape, generator=g) < 0.5) & maskable
+    ids, attn, masked = ids.to(lm.device), attn.to(lm.device), masked.to(lm.device)
     logits = lm.logits(ids.masked_fill(masked, lm.mask_id), attn)
     token_acc = (logits[masked].argmax(-1) == ids[masked]).float().mean().item()
     decoder = build_decoder("ktoken", k=1, order="entropy")
@@ -150,10 +151,35 @@ def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
     return {"token_acc": token_acc, "exact": correct / len(examples)}
 
 
-def _batches(task, seed: int, size: int) -> Iterator[list[Example]]:
-    stream = task.train_stream(seed)
-    while True:
-        yield [next(stream) for _ in range(size)]
+class _BatchStream(torch.utils.data.IterableDataset):
+    """Endless `make_batch` outputs from the task's training stream.
+
+    Worker w of a DataLoader draws from seed + 7777 w, so `workers=0` and worker 0 see the
+    same stream; more workers build batches in parallel (a GPU outruns one CPU core).
+    """
+
+    def __init__(self, task, tokenizer, seed: int, size: int, gen_length: int) -> None:
+        self.task, self.tokenizer = task, tokenizer
+        self.seed, self.size, self.gen_length = seed, size, gen_length
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+        info = torch.utils.data.get_worker_info()
+        stream = self.task.train_stream(self.seed + 7777 * (info.id if info else 0))
+        lm = _TinyLM(None, self.tokenizer)
+        while True:
+            examples = [next(stream) for _ in range(self.size)]
+            yield make_batch(self.task, lm, examples, self.gen_length)
+
+
+def _batches(task, tokenizer, seed: int, size: int, gen_length: int, workers: int):
+    loader = torch.utils.data.DataLoader(
+        _BatchStream(task, tokenizer, seed, size, gen_length),
+        batch_size=None,
+        num_workers=workers,
+        prefetch_factor=8 if workers else None,
+        persistent_workers=bool(workers),
+    )
+    return iter(loader)
 
 
 def _new_model(cfg: DictConfig, tokenizer) -> NclbTinyForMaskedLM:
@@ -171,6 +197,7 @@ def train(cfg: DictConfig | dict) -> Path:
     """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
     torch.set_num_threads(int(cfg.threads))
+    device = resolve_device(cfg.device)
     task = build_trainable_task(OmegaConf.to_container(cfg.task, resolve=True))
     gen_length, opt_cfg = int(cfg.task.gen_length), cfg.optim
     out = Path(cfg.out_dir)
@@ -179,7 +206,7 @@ def train(cfg: DictConfig | dict) -> Path:
     torch.manual_seed(int(cfg.seed))
     if resume:
         model, tokenizer = load_checkpoint(hf_dir)
-        state = torch.load(state_path, weights_only=False)
+        state = torch.load(state_path, weights_only=False, map_location=device)
     elif cfg.get("init"):
         # Continue training a finished checkpoint with a fresh optimizer and schedule.
         if not (Path(cfg.init) / "config.json").is_file():
@@ -189,8 +216,9 @@ def train(cfg: DictConfig | dict) -> Path:
     else:
         tokenizer = build_tokenizer()
         model, state = _new_model(cfg, tokenizer), {"step": 0, "elapsed": 0.0}
-    model.train()
+    model.to(device).train()
     lm = _TinyLM(model, tokenizer)
+    lm.device = device
     opt = torch.optim.AdamW(
         model.parameters(),
         lr=float(opt_cfg.lr),
@@ -202,13 +230,23 @@ def train(cfg: DictConfig | dict) -> Path:
     step, elapsed = int(state["step"]), float(state["elapsed"])
     steps, budget = int(opt_cfg.steps), 60.0 * float(opt_cfg.minutes)
     # A resumed run draws a fresh data stream (seeded by the step) instead of replaying one.
-    batches = _batches(task, int(cfg.seed) * 1_000_003 + step + 1, int(opt_cfg.batch_size))
-    gen = torch.Generator().manual_seed(int(cfg.seed) * 7919 + step)
+    batches = _batches(
+        task,
+        tokenizer,
+        int(cfg.seed) * 1_000_003 + step + 1,
+        int(opt_cfg.batch_size),
+        gen_length,
+        int(cfg.workers),
+    )
+    gen = torch.Generator(device=device).manual_seed(int(cfg.seed) * 7919 + step)
     out.mkdir(parents=True, exist_ok=True)
     n_params = sum(p.numel() for p in model.parameters())
     log = (out / "metrics.jsonl").open("a")
     bar = tqdm(total=steps, initial=step, desc=f"train {task.name}", mininterval=float(cfg.bar_s))
-    tqdm.write(f"{n_params:,} parameters; {'resuming at step ' + str(step) if resume else 'new'}")
+    tqdm.write(
+        f"{n_params:,} parameters on {device}; "
+        f"{'resuming at step ' + str(step) if resume else 'new'}"
+    )
 
     def save() -> None:
         save_checkpoint(model, tokenizer, hf_dir)
@@ -221,7 +259,7 @@ def train(cfg: DictConfig | dict) -> Path:
             group["lr"] = float(opt_cfg.lr) * lr_factor(
                 progress, float(opt_cfg.warmup_frac), float(opt_cfg.min_lr_ratio)
             )
-        ids, attn, maskable = make_batch(task, lm, next(batches), gen_length)
+        ids, attn, maskable = (x.to(device) for x in next(batches))
         loss, acc = mdlm_loss(
             model, ids, attn, maskable, lm.mask_id, float(cfg.mask_eps), gen, float(cfg.mask_max)
         )
