@@ -195,6 +195,14 @@ def test_logged_runs_are_skipped(tmp_path, monkeypatch):
     assert len(calls) == 4
     assert json.loads(next(runs.rglob("summary.json")).read_text())["n"] == 4
     assert set(pd.read_csv(results / "thresholds.csv").n) == {2}
+    # Another invocation rewrote the summaries with a smaller n: the records still hold 4.
+    for path in runs.rglob("summary.json"):
+        summary = json.loads(path.read_text())
+        summary["n"], summary["config"]["limit"] = 2, 2
+        path.write_text(json.dumps(summary))
+    make_table([*args, "limit=4", "run=false"], log=lambda _: None)
+    assert len(calls) == 4
+    assert set(pd.read_csv(results / "thresholds.csv").n) == {4}
 
 
 def test_missing_runs_with_run_false_and_unknown_table(tmp_path):

@@ -3,8 +3,9 @@
 A run counts as logged when its folder (outputs/runs/<model>/<task>/<decoder>-<hash>, the hash
 over the resolved model/task/decoder/sampler settings and seed) holds a summary.json whose
 identity equals the resolved one and whose n is the number of examples asked for (`limit`, or a
-full-set run when limit is null). Logged runs are not run again; a logged run of the same
-settings with more examples is cut down to the first `limit` from its records. A summary older than the
+full-set run when limit is null), or whose records hold all of those examples. Logged runs are
+not run again; a logged run of the same settings with more examples is cut down to the first
+`limit` from its records. A summary older than the
 model's local weights file (a replaced checkpoint) or lacking a metric the table needs is
 redone from scratch (resume=false).
 """
@@ -103,18 +104,20 @@ def complete_records(path: Path) -> list[dict[str, Any]]:
 
 
 def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] | None:
-    """The summary of the first `limit` examples, computed from the records of a logged run of
-    the same settings that decoded more of them (None if any of those examples is missing).
-    Nothing is rerun or rewritten, so a run shared with other users' larger `limit` is reused."""
-    n = summary.get("n") or 0
-    if run.limit is None or run.required or n <= run.limit:
+    """The summary of the first `limit` examples (all when limit is null), computed from the
+    records of a logged run of the same settings (None if any of those examples is missing).
+
+    The records, not summary.json, decide: the summary holds the n of the folder's last
+    invocation, which may have asked for fewer examples than the folder holds. Nothing is rerun
+    or rewritten, so a run shared with other users' larger `limit` is reused."""
+    if run.required:
         return None
     from nclb.runner import summarize
     from nclb.tasks.registry import build_task
 
     wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
     by_id = {r["id"]: r for r in complete_records(run.folder / RECORDS)}
-    if any(i not in by_id for i in wanted):
+    if not wanted or any(i not in by_id for i in wanted):
         return None
     config = {**(summary.get("config") or {}), "limit": run.limit}
     out = summarize([by_id[i] for i in wanted], 0, 0.0, config, run.folder)
@@ -122,7 +125,7 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
         label=summary.get("label"),
         identity=summary["identity"],
         git=summary.get("git"),
-        subset_of=f"the first {len(wanted)} of {n} logged examples",
+        subset_of=f"the first {len(wanted)} of {len(by_id)} logged examples",
     )
     return out
 
