@@ -80,3 +80,26 @@ def test_stop_then_resume(tmp_path, sig):
     assert records[: len(partial)] == partial
     assert all(r["correct"] for r in records)
     assert not (path.parent / "summary.json.tmp").exists()
+
+
+def test_a_replaced_checkpoint_is_not_resumed_but_its_records_are_kept(tmp_path, capsys):
+    import shutil
+    from pathlib import Path
+
+    from nclb.cli import compose
+    from nclb.runner import run
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-arith", ckpt)
+    overrides = ["model=tiny", f"model.path={ckpt}", "task=arith", f"out_dir={tmp_path / 'runs'}"]
+    first = run(compose("config", [*overrides, "limit=2"]))
+    folder = Path(first["run_dir"])
+    records = folder / "records.jsonl"
+    os.utime(records, (1, 1))  # the records predate the checkpoint below
+    run(compose("config", [*overrides, "limit=3"]))
+    assert "starting over" in capsys.readouterr().err
+    stale = list(folder.glob("records.stale-*.jsonl"))
+    assert len(stale) == 1 and len(read_records(stale[0])) == 2
+    assert len(read_records(records)) == 3  # all three decoded again, none resumed
+    run(compose("config", [*overrides, "limit=3"]))  # now up to date: resumed, nothing set aside
+    assert len(list(folder.glob("records.stale-*.jsonl"))) == 1

@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -143,3 +144,32 @@ def git_revision() -> str:
     except (OSError, subprocess.SubprocessError):
         return "unknown"
     return rev + ("-dirty" if dirty else "")
+
+
+def weights_file(identity: dict[str, Any]) -> Path | None:
+    """The local weights file of the run's model, if it has one (tiny: checkpoints/tiny-<task>
+    unless model.path; a folder given as model.path for the others; hub ids: None)."""
+    model = identity["model"]
+    path = model.get("path")
+    if not path and model.get("name") == "tiny":
+        path = REPO_ROOT / "checkpoints" / f"tiny-{identity['task']['name']}"
+    if not path or not Path(path).is_dir():
+        return None
+    files = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))
+    return files[0] if files else None
+
+
+def set_aside_stale_records(folder: Path, identity: dict[str, Any]) -> Path | None:
+    """Rename the folder's records.jsonl to records.stale-<UTC time>.jsonl when the model's local
+    weights file is newer than it (a checkpoint replaced in place: the identity holds the model
+    config, not the weights), so that a resumed run does not mix two models' outputs. Returns
+    the new name, or None when nothing was set aside."""
+    records, weights = folder / RECORDS, weights_file(identity)
+    if weights is None or not records.is_file():
+        return None
+    if weights.stat().st_mtime <= records.stat().st_mtime:
+        return None
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    target = folder / f"records.stale-{stamp}.jsonl"
+    records.rename(target)
+    return target

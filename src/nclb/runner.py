@@ -25,6 +25,7 @@ from nclb.runlog import (
     read_records,
     run_dir,
     run_identity,
+    set_aside_stale_records,
     write_json_atomic,
 )
 from nclb.sampler import Generation, generate
@@ -124,6 +125,14 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     folder = run_dir(s.out_dir, identity)
     # Held until the summary is written: another process on this folder waits, then resumes.
     lock = RunLock(folder) if shard is None or shard.leader else None
+    if s.resume and lock is not None:
+        stale = set_aside_stale_records(folder, identity)
+        if stale is not None:
+            print(
+                f"the checkpoint is newer than {folder / RECORDS}: kept as {stale.name}, "
+                "starting over",
+                file=sys.stderr,
+            )
     if shard is not None:
         shard.prepare(folder, s.resume)
     done = read_records(folder / RECORDS) if s.resume else []

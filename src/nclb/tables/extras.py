@@ -50,7 +50,7 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
     local weights (a replaced checkpoint)."""
     import importlib
 
-    from nclb.tables.runs import weights_file
+    from nclb.runlog import weights_file
 
     path = Path(cfg["out_dir"]) / "summary.json"
     if path.is_file():

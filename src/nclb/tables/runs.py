@@ -17,9 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from nclb.config import REPO_ROOT
 from nclb.errors import UserError
-from nclb.runlog import RECORDS, SUMMARY, run_dir, run_identity
+from nclb.runlog import RECORDS, SUMMARY, run_dir, run_identity, weights_file
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 
@@ -128,19 +127,6 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
         subset_of=f"the first {len(wanted)} of {len(by_id)} logged examples",
     )
     return out
-
-
-def weights_file(identity: dict[str, Any]) -> Path | None:
-    """The local weights file of the run's model, if it has one (tiny: checkpoints/tiny-<task>
-    unless model.path; a folder given as model.path for the others; hub ids: None)."""
-    model = identity["model"]
-    path = model.get("path")
-    if not path and model.get("name") == "tiny":
-        path = REPO_ROOT / "checkpoints" / f"tiny-{identity['task']['name']}"
-    if not path or not Path(path).is_dir():
-        return None
-    files = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))
-    return files[0] if files else None
 
 
 def weights_changed(run: PlannedRun) -> bool:
