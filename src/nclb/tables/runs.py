@@ -5,9 +5,8 @@ over the resolved model/task/decoder/sampler settings and seed) holds a summary.
 identity equals the resolved one and whose n is the number of examples asked for (`limit`, or a
 full-set run when limit is null), or whose records hold all of those examples. Logged runs are
 not run again; a logged run of the same settings with more examples is cut down to the first
-`limit` from its records. A summary older than the
-model's local weights file (a replaced checkpoint) or lacking a metric the table needs is
-redone from scratch (resume=false).
+`limit` from its records. A summary older than the model's local weights file (a replaced
+checkpoint) or lacking a metric the table needs is redone from scratch (resume=false).
 """
 
 from __future__ import annotations
