@@ -33,7 +33,12 @@ from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
 from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
 from nclb.tiny.tokenizer import build_tokenizer
 
-TRAINABLE = {"arith": ArithTask, "sudoku9": Sudoku9Task}
+TRAINABLE = {
+    "arith": ArithTask,
+    "chain": ArithTask,
+    "chain_canonical": ArithTask,
+    "sudoku9": Sudoku9Task,
+}
 
 
 class _TinyLM:

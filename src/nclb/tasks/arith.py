@@ -6,6 +6,13 @@ then the answer block. Every intermediate value stays within [value_min, value_m
 is correct by construction. With `reverse_digits` the scratchpad writes every number least
 significant digit first ("23+45=68" becomes "32+54=86"), which makes carries local and left-to-right;
 the prompt and the answer block always use ordinary digit order.
+
+Chain variant (`modulus`, `trace_orders`): with `modulus: 100` every value wraps mod 100 and is
+written with two digits in the scratchpad, so chains of any length stay two-digit. With
+`trace_orders: any` each training example applies the problem's operations in a random order, so
+a problem has many valid scratchpads and the model's distribution over the next step is truly
+multimodal (the condition under which committing several tokens from their marginals mixes
+incompatible continuations). `canonical` applies them in the prompt's order (one valid trace).
 """
 
 from __future__ import annotations
@@ -22,6 +29,7 @@ from nclb.tasks.template import TemplateError, infilling_canvas
 
 _STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
 _NUMBER = re.compile(r"-?\d+")
+TRACE_ORDERS = ("canonical", "any")
 
 
 @dataclass
@@ -43,6 +51,9 @@ class ArithTask:
     max_steps: int = 3
     reverse_digits: bool = True
     trace_max_steps: int | None = None  # longer chains are answer-only in gold_region (Table 4)
+    modulus: int | None = None  # values wrap modulo this (written with a fixed width) if set
+    trace_orders: str = "canonical"  # canonical | any: order the scratchpad applies the operations
+    train_min_steps: int | None = None  # shortest training chain (default: min_steps)
 
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
@@ -62,20 +73,45 @@ class ArithTask:
             raise ValueError("need 1 <= operand_min <= operand_max")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError("need 1 <= min_steps <= max_steps")
+        if self.trace_orders not in TRACE_ORDERS:
+            raise ValueError(f"trace_orders must be one of {list(TRACE_ORDERS)}")
+        if self.modulus is not None and not 10 < self.modulus <= 10**self.width:
+            raise ValueError("modulus must be > 10 and fit the values' digits")
+        if self.train_min_steps is not None and not 0 <= self.train_min_steps <= self.max_steps:
+            raise ValueError("need 0 <= train_min_steps <= max_steps")
         self._test: list[Example] | None = None
 
     # ---- data -------------------------------------------------------------------------------
 
+    @property
+    def width(self) -> int:
+        """Digits of a scratchpad value when values wrap (fixed width, zero-padded)."""
+        return len(str(self.value_max))
+
     def _num(self, value: int) -> str:
         """A number as written in the scratchpad."""
-        return str(value)[::-1] if self.reverse_digits else str(value)
+        text = str(value).zfill(self.width) if self.modulus else str(value)
+        return text[::-1] if self.reverse_digits else text
 
-    def _sample(self, rng: random.Random) -> tuple[int, list[tuple[str, int]]]:
-        """One chain whose running values all stay in [value_min, value_max]."""
+    def _apply(self, value: int, op: str, operand: int) -> int:
+        """One operation, wrapped when `modulus` is set."""
+        result = value + operand if op == "+" else value - operand
+        return result % self.modulus if self.modulus else result
+
+    def _sample(self, rng: random.Random, min_steps: int | None = None) -> tuple[int, list]:
+        """One chain; without `modulus` its running values all stay in [value_min, value_max]."""
+        low = self.min_steps if min_steps is None else min_steps
+        if self.modulus:
+            start = rng.randint(self.value_min, self.value_max)
+            n_steps = rng.randint(low, self.max_steps)
+            return start, [
+                (rng.choice("+-"), rng.randint(self.operand_min, self.operand_max))
+                for _ in range(n_steps)
+            ]
         while True:
             value = start = rng.randint(self.value_min, self.value_max)
             steps: list[tuple[str, int]] = []
-            for _ in range(rng.randint(self.min_steps, self.max_steps)):
+            for _ in range(rng.randint(low, self.max_steps)):
                 room = {"+": self.value_max - value, "-": value - self.value_min}
                 ops = [op for op in "+-" if min(self.operand_max, room[op]) >= self.operand_min]
                 if not ops:
@@ -87,15 +123,22 @@ class ArithTask:
             else:
                 return start, steps
 
-    def make_example(self, start: int, steps: list[tuple[str, int]], id: str) -> Example:
-        """The example for a given chain, with its scratchpad trace and answer."""
-        value, trace = start, []
+    def trace(self, start: int, steps: list[tuple[str, int]]) -> str:
+        """The scratchpad that applies `steps` in the given order."""
+        value, parts = start, []
         for op, operand in steps:
-            result = value + operand if op == "+" else value - operand
-            trace.append(f"{self._num(value)}{op}{self._num(operand)}={self._num(result)};")
+            result = self._apply(value, op, operand)
+            parts.append(f"{self._num(value)}{op}{self._num(operand)}={self._num(result)};")
             value = result
+        return "".join(parts)
+
+    def make_example(self, start: int, steps: list[tuple[str, int]], id: str) -> Example:
+        """The example for a given chain, with its canonical scratchpad trace and answer."""
+        value = start
+        for op, operand in steps:
+            value = self._apply(value, op, operand)
         prompt = str(start) + "".join(f"{op}{operand}" for op, operand in steps) + "=?"
-        meta = {"start": start, "steps": [list(s) for s in steps], "trace": "".join(trace)}
+        meta = {"start": start, "steps": [list(s) for s in steps], "trace": self.trace(start, steps)}
         return Example(id=id, prompt=prompt, gold=value, meta=meta)
 
     def generate(self, n: int, seed: int, exclude: set[str] | None = None) -> list[Example]:
@@ -122,10 +165,13 @@ class ArithTask:
         test = {ex.prompt for ex in self.examples()}
         rng = random.Random(seed)
         while True:
-            start, steps = self._sample(rng)
+            start, steps = self._sample(rng, self.train_min_steps)
             ex = self.make_example(start, steps, id="train")
-            if ex.prompt not in test:
-                yield ex
+            if ex.prompt in test:
+                continue
+            if self.trace_orders == "any":
+                ex.meta["trace"] = self.trace(start, rng.sample(steps, len(steps)))
+            yield ex
 
     # ---- layout -----------------------------------------------------------------------------
 
@@ -186,36 +232,35 @@ class ArithTask:
     def check_trace(self, text: str, prompt: str | None = None) -> bool:
         """Recompute every step of a scratchpad (the text before the delimiter).
 
-        Each step must be `a<op>b=c;` with c = a op b, each step must start from the previous
-        result, and with `prompt` the steps must be exactly the problem's operations.
+        Each step must be `a<op>b=c;` with c = a op b (mod `modulus` if set), each step must
+        start from the previous result, and with `prompt` the steps must be exactly the problem's
+        operations: in the prompt's order, or in any order when `trace_orders` is `any`.
         """
         body = text.split(self.delimiter, 1)[0].strip()
         parts = body.split(";")
-        if len(parts) < 2 or parts[-1].strip():
+        if parts[-1].strip():
             return False
         steps, previous = [], None
         for part in parts[:-1]:
             m = _STEP.match(part)
             if m is None:
                 return False
-            a, op, b, c = (
-                int(self._read(m[1])),
-                m[2],
-                int(self._read(m[3])),
-                int(self._read(m[4])),
-            )
-            if (a + b if op == "+" else a - b) != c or (previous is not None and a != previous):
+            a, op, b, c = int(self._read(m[1])), m[2], int(self._read(m[3])), int(self._read(m[4]))
+            if self._apply(a, op, b) != c or (previous is not None and a != previous):
                 return False
             steps.append((a, op, b))
             previous = c
         if prompt is None:
-            return True
-        expected = re.findall(r"([+-])(\d+)", prompt)
+            return bool(steps)
+        expected = [(op, int(b)) for op, b in re.findall(r"([+-])(\d+)", prompt)]
         start = re.match(r"\d+", prompt)
+        done = [(op, b) for _, op, b in steps]
+        if self.trace_orders == "any":
+            expected, done = sorted(expected), sorted(done)
         return (
             start is not None
-            and steps[0][0] == int(start[0])
-            and [(op, int(b)) for op, b in expected] == [(op, b) for _, op, b in steps]
+            and (not steps or steps[0][0] == int(start[0]))
+            and expected == done
         )
 
 

@@ -9,6 +9,8 @@ from nclb.tasks.base import Task
 
 TASKS = {
     "arith": "nclb.tasks.arith:ArithTask",
+    "chain": "nclb.tasks.arith:ArithTask",
+    "chain_canonical": "nclb.tasks.arith:ArithTask",
     "gsm8k": "nclb.tasks.gsm8k:GSM8kTask",
     "humaneval": "nclb.tasks.humaneval:HumanEvalTask",
     "math": "nclb.tasks.mathtask:MathTask",
