@@ -1,18 +1,17 @@
 """The chain task (arith with modulus 100 and trace orders): many valid traces, one checker."""
 
-import re
-
 import random
+import re
 
 import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
+from tests.test_arith import CharLM
 
 from nclb.config import config_dir
 from nclb.tasks.arith import ArithTask
 from nclb.tasks.registry import build_task
 from nclb.tiny.tokenizer import build_tokenizer
-from tests.test_arith import CharLM
 
 CHAIN = dict(
     name="chain",

@@ -138,7 +138,11 @@ class ArithTask:
         for op, operand in steps:
             value = self._apply(value, op, operand)
         prompt = str(start) + "".join(f"{op}{operand}" for op, operand in steps) + "=?"
-        meta = {"start": start, "steps": [list(s) for s in steps], "trace": self.trace(start, steps)}
+        meta = {
+            "start": start,
+            "steps": [list(s) for s in steps],
+            "trace": self.trace(start, steps),
+        }
         return Example(id=id, prompt=prompt, gold=value, meta=meta)
 
     def generate(self, n: int, seed: int, exclude: set[str] | None = None) -> list[Example]:
@@ -258,9 +262,7 @@ class ArithTask:
         if self.trace_orders == "any":
             expected, done = sorted(expected), sorted(done)
         return (
-            start is not None
-            and (not steps or steps[0][0] == int(start[0]))
-            and expected == done
+            start is not None and (not steps or steps[0][0] == int(start[0])) and expected == done
         )
 
 
