@@ -120,3 +120,38 @@ def test_training_with_batch_workers(tmp_path):
 def test_cuda_without_a_gpu_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="device=cuda"):
         train(config(tmp_path, "task=arith", "device=cuda", "optim.steps=1"))
+
+
+class RecordingModel(torch.nn.Module):
+    """Returns fixed logits and remembers the ids it was given."""
+
+    def __init__(self, vocab: int) -> None:
+        super().__init__()
+        self.vocab = vocab
+        self.seen: torch.Tensor | None = None
+
+    def forward(self, ids, attention_mask=None):
+        self.seen = ids.clone()
+        logits = torch.zeros(*ids.shape, self.vocab, requires_grad=True)
+        return type("Out", (), {"logits": logits})()
+
+
+def test_corrupt_replaces_visible_tokens_with_tokens_of_the_same_row():
+    tok = build_tokenizer()
+    task = ArithTask()
+    lm = _TinyLM(None, tok)
+    ids, attn, maskable = make_batch(task, lm, task.examples(16), 48)
+    model = RecordingModel(len(tok))
+    gen = torch.Generator().manual_seed(0)
+    clean, _ = mdlm_loss(model, ids, attn, maskable, lm.mask_id, 1e-3, gen, 0.5)
+    seen = model.seen
+    assert ((seen == ids) | (seen == lm.mask_id)).all()  # corrupt=0: only masks
+    gen = torch.Generator().manual_seed(0)
+    noisy, _ = mdlm_loss(model, ids, attn, maskable, lm.mask_id, 1e-3, gen, 0.5, corrupt=0.5)
+    seen = model.seen
+    changed = (seen != ids) & (seen != lm.mask_id)
+    assert changed.any() and not (changed & ~maskable).any()  # prompt/delimiter never touched
+    for row in range(len(ids)):
+        assert set(seen[row][changed[row]].tolist()) <= set(ids[row][maskable[row]].tolist())
+    # Uniform logits: every target costs log V, so the visible targets add to the loss.
+    assert noisy.item() > clean.item()

@@ -33,6 +33,7 @@ from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
 from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
 from nclb.tiny.tokenizer import build_tokenizer
 
+EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 TRAINABLE = {
     "arith": ArithTask,
     "chain": ArithTask,
@@ -101,21 +102,50 @@ def mdlm_loss(
     eps: float,
     gen: torch.Generator | None = None,
     t_max: float = 1.0,
+    corrupt: float = 0.0,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """The 1/t-weighted masked cross-entropy, and the masked-token accuracy of the batch.
 
     t = eps + (t_max - eps) * u with u stratified over the batch.
+
+    corrupt > 0 also teaches the model to judge the tokens it can see (what a decoder that
+    revokes commits needs): each visible maskable position is replaced, with probability
+    `corrupt`, by the token of another maskable position of the same row, and the cross-entropy
+    against the true token at every visible maskable position (replaced or not) is added,
+    unweighted, to the loss (same normaliser).
     """
     b, dev = ids.shape[0], ids.device
     u = (torch.arange(b, device=dev) + torch.rand(b, generator=gen, device=dev)) / b
     t = eps + (t_max - eps) * u[torch.randperm(b, generator=gen, device=dev)]
     masked = (torch.rand(ids.shape, generator=gen, device=dev) < t[:, None]) & maskable
-    logits = model(ids.masked_fill(masked, mask_id), attention_mask=attn).logits
+    inputs = ids.masked_fill(masked, mask_id)
+    visible = maskable & ~masked
+    if corrupt > 0:
+        inputs = torch.where(
+            visible & (torch.rand(ids.shape, generator=gen, device=dev) < corrupt),
+            _shuffled_within_rows(ids, maskable, gen),
+            inputs,
+        )
+    logits = model(inputs, attention_mask=attn).logits
     ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
     weights = (1.0 / t)[:, None].expand_as(ids)[masked]
-    loss = (ce * weights).sum() / maskable.sum().clamp(min=1)
+    total = (ce * weights).sum()
+    if corrupt > 0:
+        total = total + F.cross_entropy(logits[visible], ids[visible], reduction="sum")
+    loss = total / maskable.sum().clamp(min=1)
     acc = (logits[masked].argmax(-1) == ids[masked]).float().mean()
     return loss, acc
+
+
+def _shuffled_within_rows(
+    ids: torch.Tensor, maskable: torch.Tensor, gen: torch.Generator | None
+) -> torch.Tensor:
+    """For every position, the token of a random maskable position of the same row."""
+    noise = torch.rand(ids.shape, generator=gen, device=ids.device).masked_fill(~maskable, 2.0)
+    order = noise.argsort(dim=1)  # maskable positions first, in random order
+    count = maskable.sum(1, keepdim=True).clamp(min=1)
+    pick = (torch.rand(ids.shape, generator=gen, device=ids.device) * count).long()
+    return ids.gather(1, order.gather(1, pick))
 
 
 def lr_factor(progress: float, warmup_frac: float, min_ratio: float) -> float:
@@ -266,7 +296,15 @@ def train(cfg: DictConfig | dict) -> Path:
             )
         ids, attn, maskable = (x.to(device) for x in next(batches))
         loss, acc = mdlm_loss(
-            model, ids, attn, maskable, lm.mask_id, float(cfg.mask_eps), gen, float(cfg.mask_max)
+            model,
+            ids,
+            attn,
+            maskable,
+            lm.mask_id,
+            float(cfg.mask_eps),
+            gen,
+            float(cfg.mask_max),
+            float(cfg.get("corrupt", 0.0)),
         )
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -290,5 +328,7 @@ def train(cfg: DictConfig | dict) -> Path:
         export = Path(cfg.export_dir)
         shutil.rmtree(export, ignore_errors=True)
         shutil.copytree(hf_dir, export)
+        if cfg.get("export_dtype"):
+            save_checkpoint(model.to(EXPORT_DTYPES[cfg.export_dtype]), tokenizer, export)
         tqdm.write(f"exported {export}")
     return hf_dir
