@@ -88,6 +88,7 @@ def test_gold_region_fits_the_canvas_and_scores_correct():
         a, b = canvas.answer
         text, answer = lm.codec.decode(gold), lm.codec.decode(gold[a:b])
         assert task.score(ex, text, answer).correct
-        assert task.score(ex, text, "").correct  # falls back to the region's last number
+        empty = task.score(ex, text, "")  # strict: no answer; lenient: the region's result
+        assert not empty.correct and empty.detail["lenient_correct"]
         assert not task.score(ex, text, str(ex.gold + 1)).correct
         assert task.score(ex, text, answer).detail["trace_ok"]

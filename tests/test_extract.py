@@ -92,7 +92,7 @@ def test_math_equal(pred, gold, same):
 
 def test_gsm8k_scoring_strict_and_flexible():
     ex = Example("t", "q", "1,000")
-    flexible, strict = GSM8kTask(), GSM8kTask(extract="strict")
+    flexible, strict = GSM8kTask(extract="flexible"), GSM8kTask(extract="strict")
     assert flexible.score(ex, "so we get 1000 apples", None).correct
     assert not strict.score(ex, "so we get 1000 apples", None).correct
     assert strict.score(ex, "blah", "1000}").correct

@@ -28,7 +28,7 @@ from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.template import TemplateError, infilling_canvas
 
 _STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
-_NUMBER = re.compile(r"-?\d+")
+_WHOLE_INT = re.compile(r"^\s*(-?\d+)\s*$")
 TRACE_ORDERS = ("canonical", "any")
 
 
@@ -208,24 +208,31 @@ class ArithTask:
     # ---- scoring ----------------------------------------------------------------------------
 
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
-        """Exact integer match on the answer block (else the last number of the region)."""
-        prediction = _first_int(answer_text) if answer_text is not None else None
-        source = "answer"
-        if prediction is None:
-            prediction, source = self._region_answer(region_text), "region"
-        correct = prediction is not None and prediction == example.gold
+        """Exact integer match. Strict (`correct`): the answer block must hold one integer and
+        nothing else ("98.9" and "98 1" are no answer). Lenient: an empty answer block falls back
+        to the region (the last number after the delimiter, else the last scratchpad result)."""
+        strict = _first_int(answer_text) if answer_text is not None else None
+        lenient, source = strict, "answer"
+        if lenient is None and not (answer_text or "").strip():
+            lenient, source = self._region_answer(region_text), "region"
         return Score(
-            prediction="" if prediction is None else str(prediction),
-            correct=correct,
-            detail={"source": source, "trace_ok": self.check_trace(region_text, example.prompt)},
+            prediction="" if strict is None else str(strict),
+            correct=strict is not None and strict == example.gold,
+            detail={
+                "source": source,
+                "strict_correct": strict is not None and strict == example.gold,
+                "lenient_correct": lenient is not None and lenient == example.gold,
+                "verdict": "strict",
+                "trace_ok": self.check_trace(region_text, example.prompt),
+            },
         )
 
     def _region_answer(self, region_text: str) -> int | None:
-        """Last number after the delimiter, else the last scratchpad result."""
+        """The integer after the delimiter, else the last scratchpad result."""
         if self.delimiter in region_text:
-            numbers = _NUMBER.findall(region_text.split(self.delimiter, 1)[1])
-            if numbers:
-                return int(numbers[-1])
+            value = _first_int(region_text.split(self.delimiter, 1)[1])
+            if value is not None:
+                return value
         results = re.findall(r"=(\d+)", region_text.split(self.delimiter, 1)[0])
         return int(self._read(results[-1])) if results else None
 
@@ -267,5 +274,6 @@ class ArithTask:
 
 
 def _first_int(text: str) -> int | None:
-    m = _NUMBER.search(text)
-    return int(m[0]) if m else None
+    """The integer `text` holds when it holds exactly one integer and nothing else, else None."""
+    m = _WHOLE_INT.match(text)
+    return int(m[1]) if m else None

@@ -10,11 +10,14 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.data import HubSource, load_rows
-from nclb.tasks.extract import STRICT_RULES, numeric_answer, parse_number
+from nclb.tasks.extract import numeric_answer, parse_number, truncate_at_stop
 from nclb.tasks.template import infilling_canvas, plain_canvas
 
 DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
+# lm-eval's gsm8k `until` list: the few-shot format's next question marks the end of the answer.
+STOP = ("Question:",)
+EXTRACT = ("auto", "strict", "lenient", "flexible")
 _CALC = re.compile(r"<<[^>]*>>")
 _CONFIG_KEYS = (
     "data_dir",
@@ -25,6 +28,7 @@ _CONFIG_KEYS = (
     "instruction",
     "delimiter",
     "extract",
+    "stop",
 )
 
 
@@ -57,15 +61,19 @@ class GSM8kTask:
         n_shot: int = 0,
         instruction: str = INSTRUCTION,
         delimiter: str = DELIMITER,
-        extract: str = "flexible",
+        extract: str = "auto",
+        stop: tuple[str, ...] | list[str] = STOP,
     ) -> None:
         if template not in ("infilling", "plain"):
             raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
-        if extract not in ("flexible", "strict"):
-            raise UserError(f"extract must be 'flexible' or 'strict', got {extract!r}")
+        if extract not in EXTRACT:
+            raise UserError(f"extract must be one of {list(EXTRACT)}, got {extract!r}")
+        if isinstance(stop, str) or not all(isinstance(x, str) for x in stop):
+            raise UserError(f"stop must be a list of strings, got {stop!r}")
         self.data_dir, self.split, self.template = data_dir, split, template
         self.answer_length, self.n_shot = answer_length, n_shot
         self.instruction, self.delimiter, self.extract = instruction, delimiter, extract
+        self.stop = tuple(stop)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> GSM8kTask:
@@ -108,13 +116,32 @@ class GSM8kTask:
             return plain_canvas(prompt, model.mask_id, gen_length)
         return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
 
+    def uses_strict(self) -> bool:
+        """Whether `correct` is the strict verdict (extract=auto: for the infilling template)."""
+        if self.extract == "auto":
+            return self.template == "infilling"
+        return self.extract == "strict"
+
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
-        """Numeric match of the extracted answer with the gold number."""
+        """Numeric match with the gold number, strict and lenient (docs/scoring.md).
+
+        The plain template's text is cut at the first stop sequence first."""
+        if self.template == "plain":
+            region_text = truncate_at_stop(region_text, self.stop)
+        gold = parse_number(example.gold)
+        strict_value, _ = numeric_answer(region_text, answer_text, strict=True)
         value, rule = numeric_answer(region_text, answer_text)
-        hit = value is not None and value == parse_number(example.gold)
-        strict = hit and rule in STRICT_RULES
-        correct = strict if self.extract == "strict" else hit
-        return Score(format_number(value), correct, {"rule": rule, "strict_correct": strict})
+        strict = strict_value is not None and strict_value == gold
+        lenient = value is not None and value == gold
+        use_strict = self.uses_strict()
+        shown = strict_value if use_strict else value
+        detail = {
+            "rule": rule,
+            "strict_correct": strict,
+            "lenient_correct": lenient,
+            "verdict": "strict" if use_strict else "lenient",
+        }
+        return Score(format_number(shown), strict if use_strict else lenient, detail)
 
     def reference_output(self, example: Example) -> tuple[str, str | None]:
         """The gold solution in this task's output format: (reasoning, answer block or None)."""

@@ -13,7 +13,7 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.data import HubSource, load_rows
-from nclb.tasks.extract import math_answer_text
+from nclb.tasks.extract import math_answer_text, truncate_at_stop
 from nclb.tasks.template import infilling_canvas, plain_canvas
 
 DELIMITER = "The answer is \\boxed{"
@@ -22,13 +22,37 @@ SUBSETS = {
     "math500": ("math/math500.jsonl", HubSource("HuggingFaceH4/MATH-500", "test")),
     "full": ("math/test.jsonl", None),
 }
-_CONFIG_KEYS = ("data_dir", "subset", "template", "answer_length", "instruction", "delimiter")
+EXTRACT = ("auto", "strict", "lenient")
+_CONFIG_KEYS = (
+    "data_dir",
+    "subset",
+    "template",
+    "answer_length",
+    "instruction",
+    "delimiter",
+    "extract",
+    "stop",
+)
 _TEXT = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
-_DROP = ("\\left", "\\right", "\\!", "\\,", "\\;", "\\:", "$", " ", "^\\circ", "^{\\circ}")
+_DROP = (
+    "\\left",
+    "\\right",
+    "\\!",
+    "\\,",
+    "\\;",
+    "\\:",
+    "$",
+    " ",
+    "^\\circ",
+    "^{\\circ}",
+    "\\%",
+    "%",
+)
 
 
 def normalize(answer: str) -> str:
-    """A light canonical form for string comparison (spacing, \\left/\\right, \\dfrac, \\text)."""
+    """A light canonical form for string comparison (spacing, \\left/\\right, \\dfrac, \\text,
+    degree and percent signs)."""
     s = _TEXT.sub(r"\1", answer)
     for token in _DROP:
         s = s.replace(token, "")
@@ -64,13 +88,20 @@ class MathTask:
         answer_length: int = 10,
         instruction: str = INSTRUCTION,
         delimiter: str = DELIMITER,
+        extract: str = "auto",
+        stop: tuple[str, ...] | list[str] = (),
     ) -> None:
+        if extract not in EXTRACT:
+            raise UserError(f"extract must be one of {list(EXTRACT)}, got {extract!r}")
+        if isinstance(stop, str) or not all(isinstance(x, str) for x in stop):
+            raise UserError(f"stop must be a list of strings, got {stop!r}")
         if subset not in SUBSETS:
             raise UserError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
         if template not in ("infilling", "plain"):
             raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
         self.data_dir, self.subset, self.template = data_dir, subset, template
         self.answer_length, self.instruction, self.delimiter = answer_length, instruction, delimiter
+        self.extract, self.stop = extract, tuple(stop)
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> MathTask:
@@ -96,11 +127,33 @@ class MathTask:
             return plain_canvas(prompt, model.mask_id, gen_length)
         return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
 
+    def uses_strict(self) -> bool:
+        """Whether `correct` is the strict verdict (extract=auto: for the infilling template)."""
+        if self.extract == "auto":
+            return self.template == "infilling"
+        return self.extract == "strict"
+
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
-        """Symbolic match (normalised string, then math-verify) of the extracted answer."""
+        """Symbolic match (normalised string, then math-verify), strict and lenient
+        (docs/scoring.md). The plain template's text is cut at the first stop sequence first."""
+        if self.template == "plain":
+            region_text = truncate_at_stop(region_text, self.stop)
+        strict_pred, _ = math_answer_text(region_text, answer_text, strict=True)
         prediction, rule = math_answer_text(region_text, answer_text)
-        correct = prediction is not None and math_equal(prediction, example.gold)
-        return Score(prediction or "", correct, {"rule": rule})
+        strict = strict_pred is not None and math_equal(strict_pred, example.gold)
+        if prediction == strict_pred:
+            lenient = strict
+        else:
+            lenient = prediction is not None and math_equal(prediction, example.gold)
+        use_strict = self.uses_strict()
+        detail = {
+            "rule": rule,
+            "strict_correct": strict,
+            "lenient_correct": lenient,
+            "verdict": "strict" if use_strict else "lenient",
+        }
+        shown = strict_pred if use_strict else prediction
+        return Score(shown or "", strict if use_strict else lenient, detail)
 
     def reference_output(self, example: Example) -> tuple[str, str | None]:
         """The gold solution in this task's output format: (reasoning, answer block or None)."""
