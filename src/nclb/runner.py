@@ -79,6 +79,8 @@ def make_record(
         record["detail"] = score.detail
     if trajectory:
         record["trajectory"] = [asdict(s) for s in gen.steps]
+        # The starting region (masks and pre-filled ids) and the answer block, for `nclb show`.
+        record["canvas"] = {"region": list(canvas.region), "answer": canvas.answer}
     return record
 
 
