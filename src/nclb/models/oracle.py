@@ -72,14 +72,29 @@ class OracleModel:
         return torch.where(total > 0, marg / total.clamp(min=1e-300), uniform)
 
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Exact conditional log-probs at the region, one-hot elsewhere; specials get -1e9."""
+        """Exact conditional log-probs at the region, one-hot elsewhere; specials get -1e9.
+
+        A masked region position j gets log p(x_j | the unmasked region positions); an unmasked
+        one gets the leave-one-out conditional log p(x_j | the other unmasked positions), the
+        judgement a revoking decoder asks of a committed token.
+        """
         b, n = ids.shape
         out = torch.full((b, n, self.vocab_size), -1e9, dtype=torch.float32)
         out.scatter_(2, ids.unsqueeze(-1), 0.0)
-        cond = self.conditionals(ids[:, n - self.length :])
+        region = ids[:, n - self.length :]
+        cond = self.leave_one_out(region)
         out[:, n - self.length :, : self.content] = cond.clamp(min=1e-30).log().float()
         out[:, n - self.length :, self.content :] = -1e9
         return out
+
+    def leave_one_out(self, region: torch.Tensor) -> torch.Tensor:
+        """p(x_j = v | the unmasked positions other than j) for every j: [B, length, V]."""
+        b = len(region)
+        hidden = region.unsqueeze(1).repeat(1, self.length, 1)  # copy j hides position j
+        eye = torch.eye(self.length, dtype=torch.bool).unsqueeze(0).expand(b, -1, -1)
+        hidden = hidden.masked_fill(eye, self.mask_id).reshape(b * self.length, self.length)
+        cond = self.conditionals(hidden).view(b, self.length, self.length, self.content)
+        return cond.diagonal(dim1=1, dim2=2).permute(0, 2, 1)
 
 
 def palindrome_joint(content: int = 3, length: int = 6, seed: int = 0) -> torch.Tensor:

@@ -7,6 +7,7 @@ that every row passed in has at least one candidate.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,7 +28,18 @@ class StepView:
     block_step: long [B], forward passes already spent in the current block.
     block_masked: long [B], masked positions in the current block when it became active.
     block_size: the window size in positions.
-    generator: random source for random orders.
+    generator: random source for random orders when `uniform` is None.
+    uniform: gives uniform numbers [B, G] in (0, 1) for random orders, from each row's own
+        random stream (the sampler loop's; see nclb.sampler.streams).
+
+    Filled for the decoders that ask (a revoking decoder has a `revoke` method; one with
+    `needs_previous` compares consecutive passes):
+    region: long [B, G], the tokens in place when this pass was made (mask ids where masked).
+    fresh: bool [B, G], positions committed at the previous step (still in place).
+    revocable: bool [B, G], committed (not pre-filled) positions below the revocation limit.
+    current_logprob: [B, G], log p(the token in place) under this pass (-inf where masked).
+    kl_previous: [B, G], KL(this pass || the previous pass) per position (inf where the
+        previous pass is missing: the row's first pass).
     """
 
     candidates: torch.Tensor
@@ -36,6 +48,21 @@ class StepView:
     block_masked: torch.Tensor
     block_size: int
     generator: torch.Generator | None = None
+    uniform: Callable[[], torch.Tensor] | None = None
+    region: torch.Tensor | None = None
+    fresh: torch.Tensor | None = None
+    revocable: torch.Tensor | None = None
+    current_logprob: torch.Tensor | None = None
+    kl_previous: torch.Tensor | None = None
+
+    def random(self) -> torch.Tensor:
+        """Uniform numbers [B, G] on the candidates' device, one per position."""
+        if self.uniform is not None:
+            return self.uniform()
+        shape, device = self.candidates.shape, self.candidates.device
+        if self.generator is None:
+            return torch.rand(shape, device=device)
+        return torch.rand(shape, generator=self.generator, device=self.generator.device).to(device)
 
 
 class Decoder(Protocol):
@@ -59,9 +86,10 @@ def order_score(view: StepView, order: str) -> torch.Tensor:
         score = s.margin
     elif order == "left_to_right":
         g = view.candidates.shape[1]
-        score = -torch.arange(g, dtype=torch.float32).expand_as(view.candidates)
+        positions = torch.arange(g, dtype=torch.float32, device=view.candidates.device)
+        score = -positions.expand_as(view.candidates)
     elif order == "random":
-        score = torch.rand(view.candidates.shape, generator=view.generator)
+        score = view.random()
     else:
         raise UserError(f"decoder.order={order!r} is not one of {ORDERS}")
     return score.float().masked_fill(~view.candidates, NEG)
@@ -75,7 +103,7 @@ def top_k_mask(score: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
 
 def first_always(score: torch.Tensor) -> torch.Tensor:
     """Bool mask of the single best position per row."""
-    return top_k_mask(score, torch.ones(score.shape[0], dtype=torch.long))
+    return top_k_mask(score, torch.ones(score.shape[0], dtype=torch.long, device=score.device))
 
 
 ORDERS = ("entropy", "confidence", "margin", "random", "left_to_right")
@@ -92,7 +120,8 @@ class KToken:
 
     def select(self, view: StepView) -> torch.Tensor:
         """The k best candidates per row."""
-        k = torch.full((view.candidates.shape[0],), self.k, dtype=torch.long)
+        rows, device = view.candidates.shape[0], view.candidates.device
+        k = torch.full((rows,), self.k, dtype=torch.long, device=device)
         return top_k_mask(order_score(view, self.order), k)
 
 
@@ -146,7 +175,7 @@ class ARMED:
         """Left-to-right commit run within the entropy budget."""
         ent = view.stats.entropy.float().masked_fill(~view.candidates, float("inf"))
         g = ent.shape[1]
-        pos = torch.arange(g).expand_as(ent)
+        pos = torch.arange(g, device=ent.device).expand_as(ent)
         order = pos.masked_fill(~view.candidates, g).argsort(dim=1, stable=True)
         ok = within_budget(ent.gather(1, order), self.lam, self.rule).cumprod(dim=1).bool()
         return torch.zeros_like(ok).scatter(1, order, ok) & view.candidates
@@ -169,7 +198,8 @@ def llada_schedule(masked: torch.Tensor, steps: int) -> torch.Tensor:
     """LLaDA's per-step token counts for a block with `masked` [B] masks over `steps` steps:
     masked // steps each, and one more in the first masked % steps steps. Returns [B, steps]."""
     base = (masked // steps).unsqueeze(1)
-    extra = (torch.arange(steps).unsqueeze(0) < (masked % steps).unsqueeze(1)).long()
+    steps_ = torch.arange(steps, device=masked.device).unsqueeze(0)
+    extra = (steps_ < (masked % steps).unsqueeze(1)).long()
     return base + extra
 
 
@@ -195,18 +225,6 @@ class LLaDA:
         step = view.block_step.clamp(max=self.steps_per_block - 1).unsqueeze(1)
         k = schedule.gather(1, step).squeeze(1)
         return top_k_mask(order_score(view, order), k)
-
-
-DECODERS = {"ktoken": KToken, "med": MED, "ar_med": ARMED, "threshold": Threshold, "llada": LLaDA}
-
-
-def build_decoder(name: str, **params) -> Decoder:
-    """The decoder policy called `name` with its parameters (validated)."""
-    if name not in DECODERS:
-        raise UserError(f"decoder={name!r} is unknown; choose one of {sorted(DECODERS)}")
-    decoder = DECODERS[name](**params)
-    validate_decoder(decoder)
-    return decoder
 
 
 def validate_decoder(d: Decoder) -> None:

@@ -1,0 +1,39 @@
+"""A KLASS-style decoder: commit what the last two forward passes agree on.
+
+A candidate is committed when its predictive distribution has settled (the KL divergence from
+the previous pass's distribution at that position is below `kl`) and it is confident
+(p(token) > `tau`); the lowest-entropy candidate is always committed, so every step progresses.
+On a block's first pass there is no previous distribution, so only that one is committed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import torch
+
+from nclb.errors import UserError
+from nclb.sampler.decoders import StepView, first_always, order_score
+
+
+@dataclass
+class KLASS:
+    """Stable (KL to the previous pass < kl) and confident (p > tau) candidates, >= 1 a step."""
+
+    kl: float = 0.01
+    tau: float = 0.9
+    name: str = "klass"
+    needs_previous: ClassVar[bool] = True
+
+    def validate(self) -> None:
+        """Raise UserError naming the key when a threshold is out of range."""
+        if not (isinstance(self.kl, int | float) and 0 <= self.kl < float("inf")):
+            raise UserError(f"decoder.kl={self.kl!r} must be a finite number >= 0 (nats)")
+        if not (isinstance(self.tau, int | float) and 0 <= self.tau <= 1):
+            raise UserError(f"decoder.tau={self.tau!r} must be a probability in [0, 1]")
+
+    def select(self, view: StepView) -> torch.Tensor:
+        """Settled, confident candidates, or the single lowest-entropy one."""
+        settled = (view.kl_previous < self.kl) & (view.stats.confidence > self.tau)
+        return settled & view.candidates | first_always(order_score(view, "entropy"))

@@ -1,0 +1,53 @@
+"""Commit wide, verify with the next pass, take back what it disowns (a revoking decoder).
+
+Each step commits the lowest-entropy candidate plus every candidate with entropy below `lam`
+(MED's per-position rule with a loose budget: wide in). The next forward pass, which is made
+anyway, sees those tokens in place; it re-scores each token committed at the previous step given
+its new neighbours, and every one the model no longer ranks first, or gives a probability below
+`keep`, is masked again (narrow out) in the same step as that pass's own new commits. The loop
+bounds how often a position may be revoked, so decoding always ends.
+
+The check reads the model's distribution at positions it can see. A model trained only on
+masked positions says nothing useful there; the embedded checkpoint for this decoder is trained
+with `nclb train corrupt=...` (checkpoints/README.md), and the exact oracle gives the true
+leave-one-out conditional.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nclb.errors import UserError
+from nclb.sampler.decoders import MED, StepView
+
+
+@dataclass
+class Verify:
+    """Wide MED-style commits (entropy < lam); revoke last step's commits that fail `keep`."""
+
+    lam: float = 1.0
+    keep: float = 0.5
+    max_revocations: int = 1
+    name: str = "verify"
+
+    def validate(self) -> None:
+        """Raise UserError naming the key when a threshold is out of range."""
+        if not (isinstance(self.lam, int | float) and 0 <= self.lam < float("inf")):
+            raise UserError(f"lam={self.lam!r} must be a finite number >= 0 (an entropy in nats)")
+        if not (isinstance(self.keep, int | float) and 0 <= self.keep <= 1):
+            raise UserError(f"decoder.keep={self.keep!r} must be a probability in [0, 1]")
+        if not (isinstance(self.max_revocations, int) and self.max_revocations >= 0):
+            raise UserError(
+                f"decoder.max_revocations={self.max_revocations!r} must be an integer >= 0"
+            )
+
+    def revoke(self, view: StepView) -> torch.Tensor:
+        """Bool [B, G]: last step's commits this pass disowns (within the revocation limit)."""
+        disowned = (view.stats.greedy != view.region) | (view.current_logprob.exp() < self.keep)
+        return view.fresh & view.revocable & disowned
+
+    def select(self, view: StepView) -> torch.Tensor:
+        """The lowest-entropy candidate plus every candidate with entropy < lam."""
+        return MED(lam=self.lam, rule="per_position").select(view)
