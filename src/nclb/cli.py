@@ -24,6 +24,7 @@ commands:
   posterior    posterior reasoning traces p(r | c, a) as JSONL (docs/posterior.md)
   finetune     fine-tune a model on traces, MDLM loss on the response (LoRA option)
   trace-score  partial-trace answer scores vs final correctness (Figure 4), CSV
+  lm-eval      lm-evaluation-harness tasks decoded by nclb's sampler (pip install 'nclb[lmeval]')
   table   a paper table/figure from logged runs (nclb table table2 model=tiny)
 
 examples:
@@ -171,11 +172,19 @@ def trace_score_command(argv: list[str]) -> None:
     _hydra_command("trace_score", "nclb.trace_score", "trace_score", argv)
 
 
+def lm_eval_command(argv: list[str]) -> None:
+    """`nclb lm-eval`: lm-eval's simple_evaluate with nclb's sampler as the model."""
+    from nclb.lmeval.command import lm_eval_command as evaluate
+
+    evaluate(argv)
+
+
 COMMANDS = {"run": run_command, "train": train_command, "table": table_command}
 COMMANDS |= {
     "posterior": posterior_command,
     "finetune": finetune_command,
     "trace-score": trace_score_command,
+    "lm-eval": lm_eval_command,
 }
 
 

@@ -1,0 +1,278 @@
+"""lm-eval's `LM` interface over nclb's models and sampler, registered as lm-eval model `nclb`.
+
+generate_until: context -> the model's prompt ids (its chat template, where it has one) -> the
+canvas of the configured nclb task (`task=`: plain or reasoning-as-infilling layout, gen_length,
+block) -> `nclb.sampler.generate` with the configured decoder, early exit and temperature, in
+batches formed as `nclb run` forms them (`nclb.runner.batches`). The decoded region is cut at the
+first of lm-eval's stop sequences (`until`); lm-eval's other generation settings (max_gen_toks,
+temperature, do_sample) are not used: nclb's config decides them. A context that is the prompt
+of one of the nclb task's own examples gets that example's canvas and nclb's score as well, so
+its record matches `nclb run`'s.
+
+loglikelihood: the MDLM Monte Carlo estimate of nclb.lmeval.mdlm (`mc_samples` draws).
+loglikelihood_rolling (perplexity tasks) is not supported: one-line error.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from lm_eval.api.model import LM
+from lm_eval.api.registry import register_model
+from tqdm import tqdm
+
+from nclb.config import resolve
+from nclb.errors import UserError
+from nclb.lmeval.mdlm import mdlm_loglikelihood
+from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys
+from nclb.lmeval.settings import compose_config, override_value
+from nclb.models.registry import build_model
+from nclb.runlog import run_dir, run_identity
+from nclb.runner import batches, make_record
+from nclb.sampler import Generation, generate
+from nclb.tasks.base import Canvas, Example
+from nclb.tasks.data import DataError
+from nclb.tasks.registry import build_task
+
+
+@dataclass
+class Job:
+    """One generate_until request waiting to be decoded."""
+
+    index: int
+    key: str
+    print_: str
+    task_name: str
+    doc_id: int
+    context: str
+    stops: list[str]
+    example: Example | None
+
+
+def stop_sequences(gen_kwargs: Any) -> list[str]:
+    """lm-eval's `until` (a string or a list) as a list of non-empty strings."""
+    until = (gen_kwargs or {}).get("until") if isinstance(gen_kwargs, dict) else None
+    if until is None:
+        return []
+    return [s for s in ([until] if isinstance(until, str) else list(until)) if s]
+
+
+def cut_at_stops(text: str, stops: list[str]) -> str:
+    """`text` up to the first occurrence of any stop sequence."""
+    ends = [text.find(s) for s in stops if s in text]
+    return text[: min(ends)] if ends else text
+
+
+def usable(device: str) -> bool:
+    """Whether lm-eval's `--device` can be used here: its command line passes cuda:0 by default,
+    which on a machine without a GPU leaves nclb's own device choice (auto) in force."""
+    return not device.startswith("cuda") or torch.cuda.is_available()
+
+
+@register_model("nclb")
+class NclbLM(LM):
+    """nclb's sampler (any decoder, early exit, block, gen_length) as an lm-eval model.
+
+    Build it from a composed `nclb lm-eval` config (`config=`), or, as lm-eval's command line
+    does, from `--model_args` keyword arguments, which are nclb overrides
+    (`model=tiny,task=arith,decoder=med,lam=0.2`). Records go to the run folder under
+    `out_dir` (`folder`); `harness` (the lm-eval settings) is part of the folder's identity.
+    """
+
+    def __init__(
+        self,
+        config: dict[str, Any] | None = None,
+        harness: dict[str, Any] | None = None,
+        batch_size: int | str | None = None,
+        max_batch_size: int | None = None,
+        device: str | None = None,
+        **overrides: Any,
+    ) -> None:
+        super().__init__()
+        if config is None:
+            items = [f"{key}={override_value(value)}" for key, value in overrides.items()]
+            if batch_size is not None and str(batch_size) != "auto":
+                items.append(f"batch_size={batch_size}")
+            if device and "device" not in overrides and usable(str(device)):
+                items.append(f"device={device}")
+            config = compose_config(items)
+        s = self.settings = resolve(config)
+        samples = config.get("mc_samples", 32)
+        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+            raise UserError(f"mc_samples={samples!r} must be an integer >= 1")
+        self.mc_samples = samples
+        self.task = build_task(s.task)
+        self.examples = self.known_examples(s.model.get("name") == "reference")
+        self.model = build_model(s.model, self.task, list(self.examples.values()), s.gen_length)
+        self._device = self.model.device
+        identity = run_identity(
+            s.model,
+            {**s.task, "lm_eval": harness or {"via": "lm_eval command line"}},
+            s.decoder_cfg,
+            asdict(s.sampler),
+            s.seed,
+        )
+        self.folder = run_dir(s.out_dir, identity)
+        self.log = RequestLog(self.folder, identity, s.resume)
+        self.generator = torch.Generator().manual_seed(s.seed)
+
+    def known_examples(self, required: bool) -> dict[str, Example]:
+        """The nclb task's examples by prompt text ({} when its data is missing and not
+        `required`: the task then only lays out the contexts)."""
+        try:
+            examples = self.task.examples()
+        except DataError:
+            if required:
+                raise
+            return {}
+        found: dict[str, Example] = {}
+        for ex in examples:
+            found.setdefault(ex.prompt, ex)
+        return found
+
+    def canvas(self, example: Example) -> Canvas:
+        """The nclb task's canvas for `example` (its prompt through the model's chat template)."""
+        try:
+            return self.task.canvas(example, self.model, self.settings.gen_length)
+        except (KeyError, AttributeError) as err:
+            raise UserError(
+                f"task={self.task.name} lays out its own examples only ({err!r}); decode lm-eval "
+                "tasks with task=gsm8k or task=math (task.template=plain for a plain prompt)"
+            ) from None
+
+    # ---- generation ---------------------------------------------------------------------
+
+    def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
+        """Decode each request's context with nclb's sampler; the region text cut at `until`."""
+        s = self.settings
+        out: list[str | None] = [None] * len(requests)
+        todo: list[tuple[Job, Canvas]] = []
+        for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
+            context, gen_kwargs = req.args
+            stops = stop_sequences(gen_kwargs)
+            print_ = fingerprint("generate_until", context, stops)
+            logged = self.log.lookup(key, print_)
+            if logged is not None:
+                out[index] = logged["response"]
+                continue
+            example = self.examples.get(context)
+            job = Job(index, key, print_, req.task_name, req.doc_id, context, stops, example)
+            todo.append((job, self.canvas(example or Example(key, context, None))))
+        same_length = not getattr(self.model, "supports_padding", True)
+        with tqdm(total=len(todo), desc="nclb generate_until", disable=disable_tqdm) as bar:
+            for batch in batches(todo, s.batch_size, same_length):
+                start = time.perf_counter()
+
+                def finished(i: int, gen: Generation, batch=batch, start=start) -> None:
+                    job, canvas = batch[i]
+                    record = self.generation_record(job, canvas, gen, time.perf_counter() - start)
+                    self.log.write(record)
+                    out[job.index] = record["response"]
+                    bar.update(1)
+
+                canvases = [canvas for _, canvas in batch]
+                generate(self.model, canvases, s.decoder, s.sampler, self.generator, finished)
+        return [text or "" for text in out]
+
+    def generation_record(
+        self, job: Job, canvas: Canvas, gen: Generation, seconds: float
+    ) -> dict[str, Any]:
+        """The log line of one decoded request: nclb's record (with nclb's score when the
+        context is one of the task's examples), lm-eval's request and the response it got."""
+        if job.example is not None:
+            record = make_record(
+                job.example,
+                canvas,
+                gen,
+                self.task,
+                self.model,
+                seconds,
+                self.settings.log_trajectory,
+            )
+            record["example_id"] = record["id"]
+        else:
+            codec = self.model.codec
+            span = canvas.answer
+            record = {
+                "prompt": job.context,
+                "output": codec.decode(gen.region),
+                "answer_text": codec.decode(gen.region[span[0] : span[1]]) if span else None,
+                "nfe": gen.nfe,
+                "gen_tokens": sum(len(step.positions) for step in gen.steps),
+                "seconds": seconds,
+                "exit_step": gen.exit_step,
+            }
+        record.update(
+            {
+                "id": job.key,
+                "request": "generate_until",
+                "lm_eval_task": job.task_name,
+                "doc_id": job.doc_id,
+                "stop": job.stops,
+                "response": cut_at_stops(record["output"], job.stops),
+                "fingerprint": job.print_,
+            }
+        )
+        return record
+
+    # ---- scoring ------------------------------------------------------------------------
+
+    def loglikelihood(
+        self, requests: list[Any], disable_tqdm: bool = False
+    ) -> list[tuple[float, bool]]:
+        """(log p(continuation | context), is_greedy) by the MDLM Monte Carlo estimate."""
+        out: list[tuple[float, bool] | None] = [None] * len(requests)
+        todo = []
+        for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
+            context, continuation = req.args
+            print_ = fingerprint("loglikelihood", context, continuation, self.mc_samples)
+            logged = self.log.lookup(key, print_)
+            if logged is not None:
+                out[index] = (logged["logprob"], logged["is_greedy"])
+            else:
+                todo.append((index, key, print_, req, context, continuation))
+        size = self.settings.batch_size
+        for start in tqdm(
+            range(0, len(todo), size), desc="nclb loglikelihood", disable=disable_tqdm
+        ):
+            chunk = todo[start : start + size]
+            prompts = [self.model.prompt_ids(item[4]) for item in chunk]
+            targets = [self.model.codec.encode(item[5]) for item in chunk]
+            scores = mdlm_loglikelihood(
+                self.model, prompts, targets, self.mc_samples, self.generator, size
+            )
+            for (index, key, print_, req, context, continuation), target, (logprob, greedy) in zip(
+                chunk, targets, scores
+            ):
+                self.log.write(
+                    {
+                        "id": key,
+                        "request": "loglikelihood",
+                        "lm_eval_task": req.task_name,
+                        "doc_id": req.doc_id,
+                        "prompt": context,
+                        "continuation": continuation,
+                        "logprob": logprob,
+                        "is_greedy": greedy,
+                        "mc_samples": self.mc_samples,
+                        "nfe": self.mc_samples + 1 if target else 0,
+                        "fingerprint": print_,
+                    }
+                )
+                out[index] = (logprob, greedy)
+        return [value if value is not None else (0.0, True) for value in out]
+
+    def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
+        """Not supported: a one-line UserError."""
+        raise UserError(
+            "loglikelihood_rolling (perplexity tasks) is not supported by the nclb model: a masked "
+            "diffusion LM has no left-to-right likelihood to roll over a document; use "
+            "generate_until or loglikelihood (multiple-choice) tasks"
+        )
+
+    def close(self) -> None:
+        """Release the run folder."""
+        self.log.close()

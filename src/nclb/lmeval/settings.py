@@ -1,0 +1,90 @@
+"""The `nclb lm-eval` config (configs/lm_eval.yaml): composing it and checking its lm-eval keys."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from nclb.config import GROUPS, config_dir, group_options
+from nclb.errors import UserError
+from nclb.lmeval import LOCAL_TASKS
+
+ROOT = "lm_eval"
+
+
+@dataclass
+class HarnessOptions:
+    """The lm-eval side of an evaluation."""
+
+    tasks: list[str]
+    num_fewshot: int | None
+    mc_samples: int
+    include_path: str | None
+
+
+def override_value(value: Any) -> str:
+    """A Python value (as lm-eval parses `--model_args`) as a Hydra override value."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
+
+
+def compose_config(overrides: list[str]) -> dict[str, Any]:
+    """configs/lm_eval.yaml with `overrides` applied, as a plain dict (one-line errors)."""
+    from hydra import compose, initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf import OmegaConf
+    from omegaconf.errors import OmegaConfBaseException
+
+    for item in overrides:
+        key, _, value = item.lstrip("+~").partition("=")
+        if key in GROUPS and value not in group_options(key):
+            raise UserError(f"{key}={value} is unknown; choose one of {group_options(key)}")
+    try:
+        with initialize_config_dir(str(config_dir()), version_base=None):
+            cfg = compose(ROOT, overrides=overrides)
+        return OmegaConf.to_container(cfg, resolve=True)
+    except (HydraException, OmegaConfBaseException) as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserError(
+            f"{first} (keys are listed in configs/{ROOT}.yaml and configs/config.yaml)"
+        ) from None
+
+
+def task_names(value: Any) -> list[str]:
+    """`tasks` (a name, a comma-separated string or a list) as a list of names."""
+    names = value if isinstance(value, list) else str(value or "").split(",")
+    names = [str(n).strip() for n in names if str(n).strip()]
+    if not names:
+        raise UserError("tasks= is empty; name lm-eval task(s), e.g. tasks=nclb_gsm8k")
+    return names
+
+
+def layout_task(tasks: list[str]) -> str | None:
+    """The nclb task behind nclb's local lm-eval tasks, when all of `tasks` share one."""
+    found = {LOCAL_TASKS.get(name) for name in tasks}
+    return found.pop() if len(found) == 1 and None not in found else None
+
+
+def compose_evaluation(overrides: list[str]) -> dict[str, Any]:
+    """The composed config; without a `task=` override, the task of nclb's local lm-eval tasks."""
+    cfg = compose_config(overrides)
+    explicit = any(item.lstrip("+~").startswith("task=") for item in overrides)
+    task = layout_task(task_names(cfg.get("tasks")))
+    if not explicit and task is not None and task != cfg["task"]["name"]:
+        cfg = compose_config([*overrides, f"task={task}"])
+    return cfg
+
+
+def harness_options(cfg: dict[str, Any]) -> HarnessOptions:
+    """The lm-eval keys of a composed config, checked."""
+    shots = cfg.get("num_fewshot")
+    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 0):
+        raise UserError(f"num_fewshot={shots!r} must be an integer >= 0 or null")
+    samples = cfg.get("mc_samples", 32)
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
+        raise UserError(f"mc_samples={samples!r} must be an integer >= 1")
+    include = cfg.get("include_path")
+    return HarnessOptions(task_names(cfg.get("tasks")), shots, samples, include or None)
