@@ -26,6 +26,7 @@ commands:
   trace-score  partial-trace answer scores vs final correctness (Figure 4), CSV
   lm-eval      lm-evaluation-harness tasks decoded by nclb's sampler (pip install 'nclb[lmeval]')
   table   a paper table/figure from logged runs (nclb table table2 model=tiny)
+  show    one example's decoding order as a picture and coloured text (nclb show RUN_DIR)
 
 examples:
   nclb run decoder=med lam=0.2 limit=20
@@ -179,7 +180,15 @@ def lm_eval_command(argv: list[str]) -> None:
     evaluate(argv)
 
 
+def show_command(argv: list[str]) -> None:
+    """`nclb show RUN_DIR [id=...] [--compare RUN_DIR2]`: one example's decoding order."""
+    from nclb.show import show_command as show
+
+    show(argv)
+
+
 COMMANDS = {"run": run_command, "train": train_command, "table": table_command}
+COMMANDS["show"] = show_command
 COMMANDS |= {
     "posterior": posterior_command,
     "finetune": finetune_command,
