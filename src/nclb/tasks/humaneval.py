@@ -7,19 +7,28 @@ from __future__ import annotations
 
 import ast
 import re
+import sys
 from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
-from nclb.tasks.sandbox import Limits, Result, run_many, run_python
+from nclb.tasks.sandbox import (
+    Limits,
+    Result,
+    WorkerPool,
+    guards_only_warning,
+    resolve_mode,
+    run_many,
+)
 from nclb.tasks.template import plain_canvas
 
 # lm-eval's humaneval `until` list, plus the end of a Markdown code fence for chat models.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n```")
 INSTRUCTION = "Complete the following Python function:\n```python\n{code}```"
 _FENCE = re.compile(r"```(?:python|py)?[^\n]*\n(.*?)(?:```|$)", re.DOTALL)
-_CONFIG_KEYS = ("template", "stop", "instruction", "timeout_s", "memory_mb", "workers")
+_CONFIG_KEYS = ("template", "stop", "instruction", "timeout_s", "memory_mb", "workers", "sandbox")
+SANDBOX = {"auto": None, "namespaces": True, "guards-only": False}
 
 
 def truncate(text: str, stop: tuple[str, ...]) -> str:
@@ -69,11 +78,36 @@ class HumanEvalTask:
         timeout_s: float = 10.0,
         memory_mb: int = 1024,
         workers: int = 4,
+        sandbox: str = "auto",
     ) -> None:
         if template not in ("infilling", "plain"):
             raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
+        if sandbox not in SANDBOX:
+            raise UserError(f"sandbox must be one of {list(SANDBOX)}, got {sandbox!r}")
+        if not (isinstance(workers, int) and workers >= 1):
+            raise UserError(f"workers={workers!r} must be an integer >= 1 (programs run at once)")
         self.template, self.stop, self.instruction = template, tuple(stop), instruction
         self.limits, self.workers = Limits(timeout_s, memory_mb), workers
+        try:
+            self.sandbox_mode = resolve_mode(SANDBOX[sandbox])
+        except RuntimeError as err:
+            raise UserError(f"sandbox=namespaces: {err}; use sandbox=auto or guards-only") from err
+        if self.sandbox_mode == "guards-only":
+            print(guards_only_warning(), file=sys.stderr)
+        self._pool: WorkerPool | None = None
+
+    @property
+    def pool(self) -> WorkerPool:
+        """The task's warm sandbox workers (`workers` of them), started on first use."""
+        if self._pool is None:
+            self._pool = WorkerPool(self.workers, self.sandbox_mode)
+        return self._pool
+
+    def close(self) -> None:
+        """Stop the sandbox workers (they are restarted if the task scores again)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> HumanEvalTask:
@@ -118,17 +152,17 @@ class HumanEvalTask:
 
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
         """pass@1 of one completion, run in the sandbox."""
-        result = run_python(self.program(example, region_text), self.limits)
+        result = self.pool.run(self.program(example, region_text), self.limits)
         return self._score(example, region_text, result)
 
     def score_many(self, items: list[tuple[Example, str, str | None]]) -> list[Score]:
         """`score` for many (example, region_text, answer_text), run `workers` at a time."""
         programs = [self.program(ex, text) for ex, text, _ in items]
-        results = run_many(programs, self.limits, self.workers)
+        results = run_many(programs, self.limits, self.workers, pool=self.pool)
         return [self._score(ex, text, r) for (ex, text, _), r in zip(items, results, strict=True)]
 
     def _score(self, example: Example, region_text: str, result: Result) -> Score:
-        detail = {"status": result.status, "error": result.detail}
+        detail = {"status": result.status, "error": result.detail, "sandbox": result.mode}
         return Score(self.completion(example, region_text), result.passed, detail)
 
     def reference_output(self, example: Example) -> tuple[str, str | None]:

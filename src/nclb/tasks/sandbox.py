@@ -1,15 +1,34 @@
-"""Run untrusted Python (model completions + tests) in a separate, fenced-in process.
+"""Run untrusted Python (model completions + tests) in fenced-in child processes.
 
-Each program runs in a fresh `python -I` child, never in the caller's process:
-- its own temporary working directory, deleted afterwards;
-- a wall-clock timeout, after which the child's whole process group is killed;
-- an address-space cap (RLIMIT_AS), a file-size cap and no core dumps;
-- where Linux user namespaces are available (`unshare`): no network, every mount read-only, a
-  private tmpfs as the working directory and its own PID namespace (all its processes die with it);
-- always, best effort, inside the child: sockets, fork/exec, process killing and file deletion
-  are disabled before the program runs.
-A program passes only if it runs to its end: the harness then writes a random nonce, unknown to the
-program, on a report pipe. `exit()`, `os._exit()`, crashes, kills and timeouts all count as failures.
+A `Worker` is a warm `python -I -S` process (the "zygote") that has already imported the standard
+modules programs use; it forks one child per program, so a program costs a fork, not an
+interpreter start. Each child:
+- starts its own session and process group, in a fresh temporary working directory;
+- gets an address-space cap (RLIMIT_AS), a file-size cap, no core dumps, and /dev/null as its
+  standard streams;
+- has Python-level guards applied before the program runs: the `posix`/`os` calls that exit,
+  exec, fork, spawn, kill, delete, rename, create or change files are removed, `open` is
+  read-only and refuses other processes' /proc entries, `resource.prlimit` and the signal senders
+  are removed, and the import machinery can no longer load C extensions or fresh builtin modules
+  (so `ctypes`, `_socket`, `_posixsubprocess`, `mmap` and a second copy of `posix` are out of
+  reach); `sys.settrace`/`setprofile` are removed (no jumping over the tests);
+- is killed with its whole process group at the timeout (and its stray processes after it).
+
+Two modes; the one that ran is in every `Result` (`mode`):
+- "namespaces" (where unprivileged user namespaces work): the zygote runs in its own user,
+  network, mount and PID namespaces (no network, every mount read-only, a private tmpfs as its
+  only writable place, its own /proc, no capabilities), and is the namespace's init: after each
+  program every other process in the namespace is killed, and the program cannot signal it.
+- "guards-only": the Python guards above, plus RLIMIT_NPROC=0 (no fork) and, when the runner is
+  root, the child drops to the `nobody` user. NOT contained in this mode: a program that reaches
+  the raw `_io.FileIO` type can read files the runner's user can read and (unless it dropped to
+  `nobody`) write them; nothing stops CPU-bound side channels. `guards_only_warning` says so.
+
+The verdict: a program passes only if its child process exits with status 0, which happens only
+when the program ran to its end (the child raises SystemExit(0) after the program returns; every
+way to exit earlier, `exit()`, `os._exit`, exec, exceptions, kills, is removed or counts as a
+failure). The child holds no secret and no channel the verdict is read from: the zygote reads the
+exit status with waitpid and reports it on a pipe the child has closed.
 """
 
 from __future__ import annotations
@@ -17,64 +36,225 @@ from __future__ import annotations
 import functools
 import json
 import os
-import secrets
+import select
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
+import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-# Runs inside the child. Reads {"nonce", "code", "memory_mb"} from stdin.
-_HARNESS = r"""
-import builtins, json, os, resource, sys
-job = json.loads(sys.stdin.read())
-nonce, code = job.pop("nonce"), job.pop("code")
-cap = job["memory_mb"] * 2**20
-resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
-resource.setrlimit(resource.RLIMIT_FSIZE, (2**24, 2**24))
-resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-report = os.dup(1)
-null = os.open(os.devnull, os.O_RDWR)
-for fd in (0, 1, 2):
-    os.dup2(null, fd)
-_write, _exit = os.write, os._exit
-import shutil, socket, subprocess
+MODES = ("namespaces", "guards-only")
+GUARDS_ONLY_GAPS = (
+    "files the runner's user can read (a program reaching the raw FileIO type)",
+    "writes to the runner user's files by that route, unless the runner is root "
+    "(the program then runs as `nobody`)",
+    "CPU, disk-read and timing side effects",
+)
+
+# The zygote. argv: mode, drop-privileges flag ("1"/"0"), base directory for working directories.
+# Protocol on stdin: a JSON header line {"size", "timeout_s", "memory_mb"} then `size` bytes of
+# code; on stdout: one JSON line {"status", "detail"} per program.
+_ZYGOTE = r"""
+import errno, json, os, resource, select, shutil, signal, sys
+import bisect, cmath, collections, copy, datetime, decimal, fractions, functools, hashlib
+import heapq, itertools, math, numbers, operator, random, re, statistics, string, typing
+import array, calendar, dataclasses, enum, json, struct, textwrap, unicodedata
+
+MODE, DROP, BASE = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
+NAMESPACES = MODE == "namespaces"
+NOBODY = 65534
+_POSIX_BLOCK = (
+    "_exit", "abort", "chdir", "chmod", "chown", "chroot", "execv", "execve", "fchdir", "fchmod",
+    "fchown", "fexecve", "fork", "forkpty", "ftruncate", "initgroups", "kill", "killpg", "lchmod",
+    "lchown", "link", "mkdir", "mkfifo", "mknod", "open", "openpty", "pidfd_open",
+    "posix_fallocate", "posix_spawn", "posix_spawnp", "putenv", "register_at_fork", "remove",
+    "removexattr", "rename", "replace", "rmdir", "sched_setaffinity", "sched_setparam",
+    "sched_setscheduler", "setegid", "seteuid", "setgid", "setgroups", "setpgid", "setpgrp",
+    "setpriority", "setregid", "setresgid", "setresuid", "setreuid", "setsid", "setuid",
+    "setxattr", "symlink", "system", "truncate", "unlink", "unsetenv", "utime", "vfork",
+)
+_OS_BLOCK = (
+    "execl", "execle", "execlp", "execlpe", "execvp", "execvpe", "makedirs", "popen",
+    "removedirs", "renames", "spawnl", "spawnle", "spawnlp", "spawnlpe", "spawnv", "spawnve",
+    "spawnvp", "spawnvpe",
+)
+
+
 def _blocked(*args, **kwargs):
     raise PermissionError("blocked by the nclb sandbox")
-class _NoSocket(socket.socket):
-    def __init__(self, *args, **kwargs):
-        _blocked()
-socket.socket = _NoSocket
-for _name in ("create_connection", "socketpair", "fromfd"):
-    setattr(socket, _name, _blocked)
-for _name in ("system", "popen", "fork", "forkpty", "kill", "killpg", "putenv", "remove",
-              "unlink", "rmdir", "removedirs", "rename", "renames", "replace", "truncate",
-              "chmod", "fchmod", "chown", "fchown", "lchown", "setuid", "execv", "execve",
-              "execvp", "execvpe", "spawnv", "spawnve", "posix_spawn", "posix_spawnp"):
-    if hasattr(os, _name):
-        setattr(os, _name, _blocked)
-shutil.rmtree = shutil.move = shutil.chown = _blocked
-subprocess.Popen = subprocess.run = subprocess.call = _blocked
-sys.modules["_posixsubprocess"] = None
-del job
-try:
-    exec(compile(code, "<program>", "exec"), {"__name__": "__sandbox__", "__builtins__": builtins})
-except BaseException as err:
-    _write(report, ("failed: %s: %s" % (type(err).__name__, err))[:500].encode())
-    _exit(1)
-_write(report, nonce.encode())
-_exit(0)
+
+
+def _guard(own_pid):
+    import _imp, _io, builtins, io, posix, signal as _signal_mod
+    for module in (posix, os):
+        for name in _POSIX_BLOCK + _OS_BLOCK:
+            if name in module.__dict__:
+                delattr(module, name)
+    for name in ("pidfd_send_signal", "pthread_kill"):
+        if hasattr(_signal_mod, name):
+            delattr(_signal_mod, name)
+    del resource.prlimit
+    for name in ("create_builtin", "create_dynamic", "exec_builtin", "exec_dynamic"):
+        delattr(_imp, name)
+    for name in ("settrace", "setprofile"):
+        delattr(sys, name)
+    real_open = _io.open
+    own = ("/proc/self", "/proc/thread-self", "/proc/%d" % own_pid)
+
+    def read_only_open(file, mode="r", *args, **kwargs):
+        if not isinstance(mode, str) or set(mode) & set("wax+"):
+            raise PermissionError("the nclb sandbox allows reading files only")
+        if isinstance(file, int):
+            raise PermissionError("the nclb sandbox does not open file descriptors")
+        path = os.path.abspath(os.fsdecode(file))
+        if path.startswith("/proc/") and not any(
+            path == p or path.startswith(p + "/") for p in own
+        ):
+            raise PermissionError("the nclb sandbox hides other processes")
+        return real_open(file, mode, *args, **kwargs)
+
+    builtins.open = io.open = _io.open = read_only_open
+
+
+def _child(code, report, memory_mb, workdir):
+    # Runs in the forked child; leaves only by raising SystemExit (0 = ran to its end).
+    _SystemExit, _BaseException, _write, _str = SystemExit, BaseException, os.write, str
+    try:
+        os.setsid()
+        os.chdir(workdir)
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        os.closerange(3, report)
+        os.closerange(report + 1, 65536)
+        cap = memory_mb * 2**20
+        resource.setrlimit(resource.RLIMIT_AS, (cap, cap))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (2**24, 2**24))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        if DROP:
+            os.setgroups([])
+            os.setgid(NOBODY)
+            os.setuid(NOBODY)
+        if not NAMESPACES:
+            resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+        _guard(os.getpid())
+        program = compile(code, "<program>", "exec")
+    except _BaseException as err:
+        _write(report, ("sandbox set-up failed: %r" % (err,))[:500].encode())
+        raise _SystemExit(2)
+    try:
+        exec(program, {"__name__": "__sandbox__", "__builtins__": __builtins__})
+    except _BaseException as err:
+        try:
+            text = "failed: %s: %s" % (type(err).__name__, _str(err))
+        except _BaseException:
+            text = "failed: an exception that cannot be shown"
+        try:
+            _write(report, text[:500].encode(errors="replace"))
+        except _BaseException:
+            pass
+        raise _SystemExit(1)
+    raise _SystemExit(0)
+
+
+def _kill_strays(pid):
+    if NAMESPACES:  # the namespace's init: everything else in it goes
+        try:
+            os.kill(-1, signal.SIGKILL)
+        except OSError:
+            pass
+    else:
+        try:
+            os.killpg(pid, signal.SIGKILL)
+        except OSError:
+            pass
+
+
+def _reap():
+    while True:
+        try:
+            pid, _ = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+
+
+def _run(job, code, counter):
+    workdir = os.path.join(BASE, "job-%d" % counter)
+    os.mkdir(workdir, 0o700)
+    if DROP:
+        os.chown(workdir, NOBODY, NOBODY)
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        _child(code, write_end, job["memory_mb"], workdir)
+    os.close(write_end)
+    pidfd = os.pidfd_open(pid)
+    ready, _, _ = select.select([pidfd], [], [], job["timeout_s"])
+    timed_out = not ready
+    _kill_strays(pid)  # before reaping: the group id cannot be reused while the child is a zombie
+    os.kill(pid, signal.SIGKILL)
+    _, status = os.waitpid(pid, 0)
+    os.close(pidfd)
+    _reap()
+    os.set_blocking(read_end, False)
+    try:
+        detail = os.read(read_end, 600).decode(errors="replace")
+    except BlockingIOError:
+        detail = ""
+    os.close(read_end)
+    shutil.rmtree(workdir, ignore_errors=True)
+    if timed_out:
+        return "timeout", "killed after %g s" % job["timeout_s"]
+    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+        return "passed", ""
+    if os.WIFSIGNALED(status):
+        return "failed", detail or "killed by signal %d" % os.WTERMSIG(status)
+    return "failed", detail or "exit status %d" % os.WEXITSTATUS(status)
+
+
+def _serve():
+    stdin, stdout = sys.stdin.buffer, sys.stdout
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    counter = 0
+    while True:
+        header = stdin.readline()
+        if not header:
+            return
+        job = json.loads(header)
+        code = stdin.read(job["size"]).decode()
+        counter += 1
+        status, detail = _run(job, code, counter)
+        stdout.write(json.dumps({"status": status, "detail": detail}) + "\n")
+        stdout.flush()
+
+
+_serve()
 """
 
-# Runs inside the namespaces: read-only mounts, a private tmpfs as cwd, then the harness.
+# Runs inside the namespaces: read-only mounts, a private tmpfs as the base directory, no
+# capabilities, then the zygote (which is the PID namespace's init).
 _FENCE = (
     'for m in $(awk "{print \\$2}" /proc/self/mounts); do '
     'mount -o remount,bind,ro "$m" 2>/dev/null; done; '
-    'mount -t tmpfs -o size=32m tmpfs "$1" && cd "$1" && exec "$2" -I -c "$3"'
+    'mount -t tmpfs -o size=64m,mode=0700 tmpfs "$1" && cd "$1" && '
+    'exec setpriv --bounding-set -all --inh-caps -all "$2" -I -S -c "$3" namespaces 0 "$1"'
 )
-_UNSHARE = ["unshare", "--user", "--map-root-user", "--net", "--mount", "--pid", "--fork"]
+_UNSHARE = [
+    "unshare",
+    "--user",
+    "--map-root-user",
+    "--net",
+    "--mount",
+    "--pid",
+    "--fork",
+    "--mount-proc",
+]
 
 
 @dataclass(frozen=True)
@@ -87,10 +267,12 @@ class Limits:
 
 @dataclass(frozen=True)
 class Result:
-    """Outcome of one program: status is "passed", "failed" or "timeout"."""
+    """Outcome of one program: status is "passed", "failed" or "timeout"; mode is the sandbox
+    mode it ran in ("namespaces" or "guards-only")."""
 
     status: str
     detail: str = ""
+    mode: str = ""
 
     @property
     def passed(self) -> bool:
@@ -100,74 +282,168 @@ class Result:
 
 @functools.cache
 def namespaces_available() -> bool:
-    """Whether `unshare` can give the child its own user, network, mount and PID namespaces."""
-    if shutil.which("unshare") is None:
+    """Whether `unshare` can give a child its own user, network, mount and PID namespaces."""
+    if shutil.which("unshare") is None or shutil.which("setpriv") is None:
         return False
     try:
-        probe = subprocess.run([*_UNSHARE, "true"], capture_output=True, timeout=10)
+        probe = subprocess.run(
+            [*_UNSHARE, "setpriv", "--bounding-set", "-all", "true"],
+            capture_output=True,
+            timeout=10,
+        )
     except (OSError, subprocess.SubprocessError):
         return False
     return probe.returncode == 0
 
 
-def _command(workdir: str, fence: bool) -> list[str]:
-    if fence:
-        return [*_UNSHARE, "sh", "-c", _FENCE, "sh", workdir, sys.executable, _HARNESS]
-    return [sys.executable, "-I", "-c", _HARNESS]
+def resolve_mode(namespaces: bool | None = None) -> str:
+    """The mode programs will run in: namespaces when available (and not switched off)."""
+    if namespaces is None:
+        namespaces = namespaces_available()
+    elif namespaces and not namespaces_available():
+        raise RuntimeError("user namespaces are not available on this machine")
+    return "namespaces" if namespaces else "guards-only"
 
 
-def _kill_group(pid: int) -> None:
-    try:
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+def guards_only_warning() -> str:
+    """The one-line warning printed once per run when programs run in guards-only mode."""
+    return (
+        "warning: the sandbox runs in guards-only mode (user namespaces unavailable or switched "
+        "off); it does not contain: " + "; ".join(GUARDS_ONLY_GAPS)
+    )
 
 
-def _reap(proc: subprocess.Popen) -> None:
-    """Wait for a killed child without blocking on pipes held open by an escaped grandchild."""
-    try:
-        proc.communicate(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-        proc.stdout.close()
+class Worker:
+    """One warm zygote process that runs programs one at a time (not thread-safe: one user)."""
 
+    def __init__(self, mode: str) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.mode = mode
+        self.proc: subprocess.Popen | None = None
+        self.base = ""
 
-def run_python(code: str, limits: Limits = Limits(), namespaces: bool | None = None) -> Result:
-    """Run `code` in a fenced child process; `namespaces=None` uses them when available."""
-    fence = namespaces_available() if namespaces is None else namespaces
-    nonce = secrets.token_hex(16)
-    job = json.dumps({"nonce": nonce, "code": code, "memory_mb": limits.memory_mb})
-    workdir = tempfile.mkdtemp(prefix="nclb-sandbox-")
-    try:
-        proc = subprocess.Popen(
-            _command(workdir, fence),
-            cwd=workdir,
+    def _start(self) -> subprocess.Popen:
+        self.base = tempfile.mkdtemp(prefix="nclb-sandbox-")
+        if self.mode == "namespaces":
+            cmd = [*_UNSHARE, "sh", "-c", _FENCE, "sh", self.base, sys.executable, _ZYGOTE]
+        else:
+            drop = "1" if os.geteuid() == 0 else "0"
+            os.chmod(self.base, 0o711)  # `nobody` may enter its own job folder, not list others
+            cmd = [sys.executable, "-I", "-S", "-c", _ZYGOTE, "guards-only", drop, self.base]
+        return subprocess.Popen(
+            cmd,
+            cwd=self.base,
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.DEVNULL,
             start_new_session=True,
-            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir},
+            env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": self.base},
         )
+
+    def run(self, code: str, limits: Limits) -> Result:
+        """Run one program; a zygote that died or hangs is replaced and the program fails."""
+        if self.proc is None or self.proc.poll() is not None:
+            self.close()
+            self.proc = self._start()
+        data = code.encode()
+        header = {"size": len(data), "timeout_s": limits.timeout_s, "memory_mb": limits.memory_mb}
         try:
-            out, _ = proc.communicate(job.encode(), timeout=limits.timeout_s)
-        except subprocess.TimeoutExpired:
-            _kill_group(proc.pid)
-            _reap(proc)
-            return Result("timeout", f"killed after {limits.timeout_s:g} s")
+            self.proc.stdin.write(json.dumps(header).encode() + b"\n" + data)
+            self.proc.stdin.flush()
+            line = self._read_line(limits.timeout_s + 30)
+            reply = json.loads(line)
+        except (OSError, ValueError, TimeoutError) as err:
+            self.close()
+            return Result("failed", f"sandbox worker lost: {err}", self.mode)
+        return Result(reply["status"], reply["detail"], self.mode)
+
+    def _read_line(self, timeout_s: float) -> str:
+        fd, chunks = self.proc.stdout.fileno(), []
+        while True:
+            ready, _, _ = select.select([fd], [], [], timeout_s)
+            if not ready:
+                raise TimeoutError(f"no reply in {timeout_s:g} s")
+            chunk = os.read(fd, 65536)
+            if not chunk:
+                raise OSError("the sandbox worker exited")
+            chunks.append(chunk)
+            if chunk.endswith(b"\n"):
+                return b"".join(chunks).decode()
+
+    def close(self) -> None:
+        """Stop the zygote (and anything left in its process group) and remove its folder."""
+        if self.proc is not None:
+            try:
+                os.killpg(self.proc.pid, 9)
+            except (ProcessLookupError, PermissionError):
+                pass
+            self.proc.wait()
+            for stream in (self.proc.stdin, self.proc.stdout):
+                try:
+                    stream.close()
+                except OSError:
+                    pass
+            self.proc = None
+        if self.base:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = ""
+
+
+class WorkerPool:
+    """`size` warm workers; `run` borrows one (blocking while all are busy). Thread-safe."""
+
+    def __init__(self, size: int, mode: str) -> None:
+        self.mode = mode
+        self._free = [Worker(mode) for _ in range(max(1, size))]
+        self._all = list(self._free)
+        self._lock = threading.Condition()
+
+    def run(self, code: str, limits: Limits) -> Result:
+        """Run one program on a free worker."""
+        with self._lock:
+            self._lock.wait_for(lambda: bool(self._free))
+            worker = self._free.pop()
+        try:
+            return worker.run(code, limits)
         finally:
-            _kill_group(proc.pid)
+            with self._lock:
+                self._free.append(worker)
+                self._lock.notify()
+
+    def close(self) -> None:
+        """Stop every worker."""
+        for worker in self._all:
+            worker.close()
+
+
+def run_python(code: str, limits: Limits = Limits(), namespaces: bool | None = None) -> Result:
+    """Run `code` once in a fresh fenced worker; `namespaces=None` uses them when available."""
+    worker = Worker(resolve_mode(namespaces))
+    try:
+        return worker.run(code, limits)
     finally:
-        shutil.rmtree(workdir, ignore_errors=True)
-    text = out.decode(errors="replace")
-    if proc.returncode == 0 and text == nonce:
-        return Result("passed")
-    return Result("failed", text.replace(nonce, "") or f"exit status {proc.returncode}")
+        worker.close()
 
 
 def run_many(
-    codes: list[str], limits: Limits = Limits(), workers: int = 4, namespaces: bool | None = None
+    codes: list[str],
+    limits: Limits = Limits(),
+    workers: int = 4,
+    namespaces: bool | None = None,
+    pool: WorkerPool | None = None,
 ) -> list[Result]:
-    """`run_python` over `codes` with a small thread pool (each program is its own process)."""
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        return list(pool.map(lambda code: run_python(code, limits, namespaces), codes))
+    """Results of `codes` in order, `workers` programs at a time (each in its own child)."""
+    own = pool is None
+    pool = pool or WorkerPool(workers, resolve_mode(namespaces))
+    run: Callable[[str], Result] = functools.partial(_run_on, pool, limits)
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as threads:
+            return list(threads.map(run, codes))
+    finally:
+        if own:
+            pool.close()
+
+
+def _run_on(pool: WorkerPool, limits: Limits, code: str) -> Result:
+    return pool.run(code, limits)
