@@ -4,7 +4,6 @@ coloured by the entropy of the token committed there at that pass; PNG or SVG.""
 from __future__ import annotations
 
 import math
-import textwrap
 from pathlib import Path
 
 from nclb.errors import UserError
@@ -14,7 +13,7 @@ ENTROPY_FLOOR = 1e-6  # nats; lower entropies get the lowest colour (log scale)
 FORMATS = (".png", ".svg")
 MASKED, EARLIER, PREFILLED = 0, 1, 2
 STATE_COLOURS = ("#ffffff", "#e3e3e3", "#b3b3b3")
-MAX_CELL_TEXT = (64, 90)  # (positions, passes) up to which each cell shows its token
+MAX_CELL_TEXT = (100, 90)  # (positions, passes) up to which each cell shows its token
 MAX_TEXT_TICKS = 128  # more positions than this: numeric ticks instead of the token texts
 
 
@@ -55,13 +54,16 @@ def tick_text(text: str) -> str:
     return shown if len(shown) <= 8 else shown[:7] + "…"
 
 
+def cut(text: str, width: int) -> str:
+    """`text`, cut to `width` characters with an ellipsis."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
 def panel_title(traj: Trajectory) -> str:
     """Run label and the example's outcome."""
     outcome = "correct" if traj.correct else "wrong"
-    return (
-        f"{traj.label}\nexample {traj.example_id}: NFE {traj.nfe}, {outcome} "
-        f"(prediction {traj.prediction!r}, gold {traj.gold!r})"
-    )
+    pred, gold = (cut(repr(v), 40) for v in (traj.prediction, traj.gold))
+    return f"{traj.label}\nexample {traj.example_id}: NFE {traj.nfe}, {outcome} (prediction {pred}, gold {gold})"
 
 
 def draw_panel(ax, traj: Trajectory, norm, cmap) -> object:
@@ -119,7 +121,8 @@ def draw_panel(ax, traj: Trajectory, norm, cmap) -> object:
             rotation=0 if all(len(tick_text(t)) <= 1 for t in traj.text_of) else 90,
         )
         top = ax.secondary_xaxis("top")
-        top.set_xticks(range(0, g, max(1, traj.block or 8)))
+        every = traj.block if traj.block and traj.block < g else 10
+        top.set_xticks(range(0, g, every))
         top.tick_params(labelsize=7)
     ax.set_xlabel("region position (tick: the token there at the end; grey column: pre-filled)")
     ax.set_ylabel("forward pass (NFE so far), top to bottom")
@@ -200,9 +203,9 @@ def draw(trajs: list[Trajectory]):
                 color="0.3",
             )
     bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.01, aspect=40)
-    bar.set_label(f"entropy when committed (nats, log scale; < {ENTROPY_FLOOR:g} at the bottom)")
+    bar.set_label(f"entropy at commit (nats, log; <{ENTROPY_FLOOR:g} = bottom)")
     first = trajs[0]
-    prompt = textwrap.shorten(first.prompt.replace("\n", " "), width=140)
+    prompt = cut(" ".join(first.prompt.split()), 140)
     fig.suptitle(f"Decoding order: {first.model} / {first.task}, prompt: {prompt}", fontsize=11)
     fig.legend(
         handles=legend_handles(), loc="outside lower center", ncol=6, fontsize=8, frameon=False
