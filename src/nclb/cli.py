@@ -9,12 +9,14 @@ from __future__ import annotations
 import importlib.util
 import itertools
 import os
+import signal
 import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from nclb.config import GROUPS, config_dir, group_options
-from nclb.errors import UserError
+from nclb.errors import UserError, file_system_message
 
 USAGE = """usage: nclb COMMAND [-m] [key=value ...]
 
@@ -93,26 +95,88 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"{first} (check the key=value overrides; see configs/)") from None
 
 
-def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any]) -> None:
-    """Compose and check every combination of the sweep before any job starts."""
-    for combo in expand_sweeps(overrides):
+def check_arguments(overrides: list[str]) -> list[list[str]]:
+    """Every combination of the sweep; a UserError for an argument that is not key=value
+    (Hydra's ~key deletion aside) or that Hydra cannot parse."""
+    from hydra.errors import HydraException
+
+    for item in overrides:
+        if "=" not in item and not item.startswith("~"):
+            raise UserError(
+                f"{item!r} is not a key=value override; write key=value "
+                "(`nclb COMMAND --help` lists the keys)"
+            )
+    try:
+        return expand_sweeps(overrides)
+    except HydraException as err:
+        first = str(err).strip().splitlines()[0]
+        raise UserError(f"{first} (write key=value, or key=a,b for a sweep)") from None
+
+
+def check_common(cfg: dict[str, Any]) -> None:
+    """Checks every command shares: threads is valid, out_dir is a writable folder."""
+    from nclb.preflight import check_writable
+    from nclb.threads import parse_threads
+
+    parse_threads(cfg.get("threads"))
+    if cfg.get("out_dir"):
+        check_writable("out_dir", Path(str(cfg["out_dir"])))
+
+
+def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any]) -> list[Any]:
+    """Compose and check every combination of the sweep before any job starts; returns what
+    `check` returned for each."""
+    results = []
+    for combo in check_arguments(overrides):
         check_groups(combo)
-        check(compose(config_name, combo))
+        cfg = compose(config_name, combo)
+        check_common(cfg)
+        results.append(check(cfg))
+    return results
+
+
+def fail(message: str) -> None:
+    """Print `error: message` (one line) and exit with status 2 (NCLB_DEBUG=1: re-raise)."""
+    print(f"error: {message}", file=sys.stderr)
+    if os.environ.get("NCLB_DEBUG"):
+        raise
+    raise SystemExit(2) from None
+
+
+def remove_empty_job_dir() -> None:
+    """Hydra makes a folder per multirun job; nclb writes into out_dir instead, so an empty one
+    is removed (the sweep folder keeps Hydra's multirun.yaml)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        config = HydraConfig.get()
+        if config.mode == RunMode.MULTIRUN:
+            Path(config.runtime.output_dir).rmdir()  # only succeeds when empty
+    except (OSError, ValueError):
+        pass
 
 
 def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> None:
-    """Run `job` under Hydra's own main (so -m sweeps and launchers work)."""
+    """Run `job` under Hydra's own main (so -m sweeps and launchers work), on the CPU threads
+    that `threads=` asks for; bad input and file-system errors end it with one line."""
     import hydra
     from omegaconf import OmegaConf
+
+    from nclb.threads import use_threads
 
     def entry(cfg) -> None:
         data = OmegaConf.to_container(cfg, resolve=True)
         data.pop("hydra", None)
         try:
+            use_threads(data.get("threads"))
             job(data)
         except UserError as err:
-            print(f"error: {err}", file=sys.stderr)
-            raise SystemExit(2) from None
+            fail(str(err))
+        except OSError as err:
+            fail(file_system_message(err))
+        finally:
+            remove_empty_job_dir()
 
     sys.argv = [sys.argv[0], *argv]
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(entry)()
@@ -122,13 +186,53 @@ def run_command(argv: list[str]) -> None:
     """`nclb run`."""
     from nclb.config import resolve
     from nclb.kl import kl_options
+    from nclb.preflight import check_run
+    from nclb.runlog import run_folder
     from nclb.runner import run
 
-    def check(cfg: dict) -> None:
-        kl_options(cfg.get("metrics"), resolve(cfg).sampler)
+    checked: set[str] = set()  # task configs whose data was found
 
-    validate("config", [a for a in argv if not a.startswith("-")], check)
+    def check(cfg: dict) -> Path:
+        s = resolve(cfg)
+        kl_options(cfg.get("metrics"), s.sampler)
+        check_run(s, checked)
+        return run_folder(s)
+
+    folders = validate("config", [a for a in argv if not a.startswith("-")], check)
     hydra_job("config", run, argv)
+    if "-m" in argv or "--multirun" in argv:
+        print_sweep_table(folders)
+
+
+def print_sweep_table(folders: list[Path]) -> None:
+    """One table of a multirun's results (model, task, label, n, accuracy, mean NFE), read
+    from each setting's summary.json (so it works with every launcher)."""
+    import json
+
+    rows = [("model", "task", "label", "n", "accuracy", "NFE")]
+    for folder in dict.fromkeys(folders):
+        try:
+            summary = json.loads((folder / "summary.json").read_text())
+        except (OSError, ValueError):
+            model, task = folder.parts[-3:-1]
+            rows.append((model, task, f"{folder.name}: no summary (the job failed)", "-", "-", "-"))
+            continue
+        identity, n = summary.get("identity") or {}, summary.get("n") or 0
+        acc, nfe = summary.get("accuracy"), summary.get("mean_nfe")
+        rows.append(
+            (
+                (identity.get("model") or {}).get("name", "?"),
+                (identity.get("task") or {}).get("name", "?"),
+                summary.get("label", folder.name),
+                str(n),
+                f"{acc:.3f}" if acc is not None else "-",
+                f"{nfe:.1f}" if nfe is not None else "-",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    print(f"\n{len(rows) - 1} settings:")
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
 def train_command(argv: list[str]) -> None:
@@ -197,6 +301,77 @@ COMMANDS |= {
 }
 
 
+# `nclb COMMAND --help`: (config file, purpose, examples); the keys come from the YAML comments.
+HELP = {
+    "run": (
+        "config",
+        "decode a task's examples with one model and decoder. Each finished example is appended "
+        "to <out_dir>/<model>/<task>/<decoder>-<hash>/records.jsonl and summary.json describes "
+        "the folder's records (accuracy, NFE); the same command again resumes.",
+        [
+            "nclb run limit=20                                  # tiny model, arith, k=1",
+            "nclb run task=sudoku9 decoder=med lam=0.2",
+            "nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1",
+            "nclb run model=llada task=gsm8k decoder=med lam=0.2 device=cuda batch_size=16",
+        ],
+    ),
+    "train": (
+        "train",
+        "train the embedded tiny MDLM on a synthetic task; checkpoints go to out_dir/hf (copied "
+        "to export_dir when done). checkpoints/README.md lists each shipped checkpoint's command.",
+        ["nclb train task=arith optim.minutes=30 export_dir=outputs/my-tiny-arith"],
+    ),
+    "posterior": (
+        "posterior",
+        "posterior reasoning traces r ~ p(r | c, a): the gold answer is pre-filled and the "
+        "reasoning infilled; writes traces.jsonl and summary.json (docs/posterior.md).",
+        [],
+    ),
+    "finetune": (
+        "finetune",
+        "fine-tune a model with the MDLM loss on the response, from `nclb posterior` traces "
+        "and/or gold traces (LoRA option for the 8B models; docs/posterior.md).",
+        [],
+    ),
+    "trace-score": (
+        "trace_score",
+        "score partial reasoning traces by log p(gold answer | prompt, trace prefix) and relate "
+        "them to final correctness (Figure 4); writes scores.csv and correlations.csv.",
+        [],
+    ),
+}
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: the runner keeps what finished and says so."""
+
+
+def on_sigterm(signum: int, frame: Any) -> None:
+    """Turn SIGTERM into Terminated (a KeyboardInterrupt) in the main thread."""
+    raise Terminated
+
+
+def table_help() -> str:
+    """`nclb table --help`: the usage and every grid in configs/grids/ with its title."""
+    from nclb.confighelp import grid_titles
+    from nclb.tables.make import USAGE as TABLE_USAGE
+
+    grids = grid_titles()
+    width = max(len(name) for name, _ in grids)
+    lines = [f"  {name:<{width}}  {title}" for name, title in grids]
+    return "\n".join([TABLE_USAGE, "", "grids (configs/grids/NAME.yaml):", *lines])
+
+
+def command_help_text(command: str) -> str:
+    """The --help text of a command."""
+    from nclb.confighelp import command_help
+
+    if command == "table":
+        return table_help()
+    config_name, purpose, examples = HELP[command]
+    return command_help(command, config_name, purpose, examples)
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nclb` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -209,12 +384,15 @@ def main(argv: list[str] | None = None) -> None:
             f"error: unknown command {command!r}; choose one of {sorted(COMMANDS)}", file=sys.stderr
         )
         raise SystemExit(2)
+    if (command in HELP or command == "table") and ({"-h", "--help", "help"} & set(rest)):
+        print(command_help_text(command))
+        return
+    signal.signal(signal.SIGTERM, on_sigterm)
     try:
         COMMANDS[command](rest)
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None  # Ctrl-C: the runner said what was kept
+    except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
+        raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
     except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        if os.environ.get("NCLB_DEBUG"):
-            raise
-        raise SystemExit(2) from None
+        fail(str(err))
+    except OSError as err:
+        fail(file_system_message(err))

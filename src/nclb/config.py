@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,6 +56,37 @@ def positive_int(key: str, value: Any, allow_none: bool = False) -> int | None:
     return value
 
 
+def non_negative_int(key: str, value: Any) -> int:
+    """`value` as an int >= 0, or a UserError naming `key`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise UserError(f"{key}={value!r} must be an integer >= 0")
+    return value
+
+
+def number(key: str, value: Any, meaning: str = "", allow_none: bool = False) -> Any:
+    """`value` unchanged when it is a finite number >= 0 (None passes when `allow_none`), else a
+    UserError naming `key`; `meaning` is added to the message (e.g. "an entropy in nats")."""
+    if value is None and allow_none:
+        return None
+    ok = isinstance(value, int | float) and not isinstance(value, bool)
+    if not ok or not math.isfinite(value) or value < 0:
+        allowed = "a finite number >= 0" + (" or null" if allow_none else "")
+        raise UserError(f"{key}={value!r} must be {allowed}" + (f" ({meaning})" if meaning else ""))
+    return value
+
+
+def flag(key: str, value: Any) -> bool:
+    """`value` as a bool: only true or false (YAML's own words), or a UserError naming `key`."""
+    if not isinstance(value, bool):
+        raise UserError(f"{key}={value!r} must be true or false")
+    return value
+
+
+def first_set(*values: Any) -> Any:
+    """The first value that is not None (0 counts as set), else None."""
+    return next((v for v in values if v is not None), None)
+
+
 def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str, Any]:
     """The decoder group's parameters with the top-level shorthands (lam, k) applied."""
     params = {key: val for key, val in cfg["decoder"].items() if key != "name"}
@@ -68,9 +100,11 @@ def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str
                 f"(its keys: {sorted(params)}); pick a decoder that takes {short}"
             )
         params[key] = cfg[short]
+    if "lam" in params:
+        params["lam"] = number("lam", params["lam"], "an entropy in nats")
     if name == "llada":
         blocks = -(-gen_length // block)
-        steps = params.pop("steps") or gen_length
+        steps = positive_int("decoder.steps", params.pop("steps"), allow_none=True) or gen_length
         if steps % blocks:
             raise UserError(
                 f"decoder.steps={steps} must be a multiple of the number of blocks ({blocks} = "
@@ -90,9 +124,9 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
     task = dict(cfg["task"])
     gen_length = positive_int(
         "gen_length",
-        cfg.get("gen_length") or cfg["model"].get("gen_length") or task.get("gen_length"),
+        first_set(cfg.get("gen_length"), cfg["model"].get("gen_length"), task.get("gen_length")),
     )
-    block = positive_int("block", cfg.get("block") or task.get("block") or gen_length)
+    block = positive_int("block", first_set(cfg.get("block"), task.get("block"), gen_length))
     task["gen_length"], task["block"] = gen_length, block
     if task.get("answer_length") and cfg["model"].get("answer_length"):
         task["answer_length"] = positive_int("model.answer_length", cfg["model"]["answer_length"])
@@ -103,10 +137,10 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         raise UserError(f"decoder={cfg['decoder']['name']}: {err}") from None
     sampler = SamplerConfig(
         block=block,
-        temperature=float(cfg.get("temperature") or 0.0),
-        gamma=cfg.get("gamma"),
+        temperature=float(number("temperature", cfg.get("temperature", 0.0), "0 = argmax")),
+        gamma=number("gamma", cfg.get("gamma"), "an entropy in nats; null = off", allow_none=True),
         exit_stat=cfg.get("exit_stat", "mean"),
-        stop_on_eos=bool(cfg.get("stop_on_eos", False)),
+        stop_on_eos=flag("stop_on_eos", cfg.get("stop_on_eos", False)),
     )
     if sampler.gamma is not None and not task.get("answer_length"):
         raise UserError(
@@ -134,9 +168,9 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         gen_length=gen_length,
         limit=positive_int("limit", cfg.get("limit"), allow_none=True),
         batch_size=positive_int("batch_size", cfg.get("batch_size", 1)),
-        seed=int(cfg.get("seed", 0)),
+        seed=non_negative_int("seed", cfg.get("seed", 0)),
         device=device,
         out_dir=Path(cfg.get("out_dir", "outputs/runs")),
-        resume=bool(cfg.get("resume", True)),
-        log_trajectory=bool(cfg.get("log_trajectory", False)),
+        resume=flag("resume", cfg.get("resume", True)),
+        log_trajectory=flag("log_trajectory", cfg.get("log_trajectory", False)),
     )

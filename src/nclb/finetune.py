@@ -31,6 +31,7 @@ from nclb.runlog import git_revision, read_records, write_json_atomic
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.base import Example, Task
 from nclb.tasks.registry import build_task
+from nclb.threads import use_threads
 from nclb.train import lr_factor
 
 TRACE_MODES = ("posterior", "prior", "all")
@@ -94,7 +95,7 @@ def load_items(
     for path in data.get("traces") or []:
         if not Path(path).is_file():
             raise UserError(f"data.traces: {path} is not a file (write one with `nclb posterior`)")
-        for r in read_records(Path(path)):
+        for r in read_records(Path(path), key=None):  # several traces per problem id
             if mode != "all" and r.get("mode") != mode:
                 continue
             if (floor is not None and r["answer_logprob"] < floor) or (
@@ -260,7 +261,7 @@ def validate_config(cfg: dict[str, Any]) -> None:
 def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run `nclb finetune` per `cfg` (configs/finetune.yaml); returns the summary."""
     validate_config(cfg)
-    torch.set_num_threads(int(cfg.get("threads") or 1))
+    use_threads(cfg.get("threads"))
     task_cfg = dict(cfg["task"])
     gen_length = int(cfg.get("gen_length") or task_cfg["gen_length"])
     task_cfg["gen_length"] = gen_length

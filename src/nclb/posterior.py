@@ -28,6 +28,7 @@ from nclb.runner import batches
 from nclb.sampler import generate
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.registry import build_task
+from nclb.threads import use_threads
 
 SOURCES = ("examples", "train_stream")
 TRACES = "traces.jsonl"
@@ -238,7 +239,7 @@ def posterior(cfg: dict[str, Any]) -> dict[str, Any]:
         keep = wrong_ids(cfg["only_wrong"])
         examples = [ex for ex in examples if ex.id in keep]
     model = build_model(settings.model, task, examples, settings.gen_length)
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    use_threads(cfg.get("threads"))
     items = []
     for ex in examples:
         for sample in range(int(cfg.get("samples", 1))):

@@ -8,10 +8,11 @@ import os
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nclb.config import REPO_ROOT
+from nclb.config import REPO_ROOT, RunSettings
 
 try:
     import fcntl
@@ -46,24 +47,88 @@ def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
     return out_dir / names[0] / names[1] / f"{names[2]}-{digest}"
 
 
-def read_records(path: Path) -> list[dict[str, Any]]:
-    """The complete records in `path`; a torn last line (killed mid-write) is cut off the file."""
+def run_folder(s: RunSettings) -> Path:
+    """The run folder of resolved settings (as `nclb run` names it)."""
+    return run_dir(
+        s.out_dir, run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    )
+
+
+def parse_record(line: bytes, key: str | None) -> dict[str, Any] | None:
+    """The record on one line, or None when the line is not a complete JSON object (torn by a
+    kill: no newline; garbled) or lacks the `key` field."""
+    if not line.endswith(b"\n"):
+        return None
+    try:
+        record = json.loads(line)
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return None
+    if not isinstance(record, dict) or (
+        key is not None and not isinstance(record.get(key), str | int)
+    ):
+        return None
+    return record
+
+
+def set_aside_path(path: Path) -> Path:
+    """The side file for lines taken out of `path`: <stem>.set-aside-<UTC time><suffix>."""
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    return path.with_name(f"{path.stem}.set-aside-{stamp}{path.suffix}")
+
+
+def append_lines(path: Path, lines: list[bytes]) -> None:
+    """Append `lines` (each ending in a newline) to `path` and fsync it."""
+    with path.open("ab") as f:
+        f.writelines(line if line.endswith(b"\n") else line + b"\n" for line in lines)
+        f.flush()
+        os.fsync(f.fileno())
+
+
+def replace_lines(path: Path, lines: list[bytes]) -> None:
+    """Rewrite `path` with `lines` through a temp file renamed over it (never half-written)."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    with tmp.open("wb") as f:
+        f.writelines(lines)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def read_records(path: Path, key: str | None = "id") -> list[dict[str, Any]]:
+    """The records of a JSONL file, one per `key` value (key=None: every line).
+
+    Nothing valid is ever dropped: lines that are not a complete record (torn by a kill,
+    garbled) and later lines repeating a key are moved to a side file
+    <stem>.set-aside-<UTC time>.jsonl beside it, the file is rewritten atomically with every
+    valid record, and one warning line says how many records were kept. Call it while holding
+    the folder's RunLock when another process may be appending.
+    """
     if not path.exists():
         return []
-    records, good = [], 0
+    records, kept, bad, repeated, seen = [], [], [], [], set()
     with path.open("rb") as f:
         for line in f:
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-            if not line.endswith(b"\n"):
-                records.pop()
-                break
-            good += len(line)
-    if good != path.stat().st_size:
-        with path.open("r+b") as f:
-            f.truncate(good)
+            record = parse_record(line, key)
+            if record is None:
+                bad.append(line)
+            elif key is not None and record[key] in seen:
+                repeated.append(line)
+            else:
+                records.append(record)
+                kept.append(line)
+                if key is not None:
+                    seen.add(record[key])
+    if bad or repeated:
+        side = set_aside_path(path)
+        append_lines(side, bad + repeated)
+        replace_lines(path, kept)
+        parts = [f"{len(bad)} unreadable line(s) (torn by a kill or garbled)"] if bad else []
+        parts += [f"{len(repeated)} record(s) repeating an {key}"] if repeated else []
+        print(
+            f"warning: {path}: moved {' and '.join(parts)} to {side.name}; "
+            f"kept {len(records)} records",
+            file=sys.stderr,
+        )
     return records
 
 

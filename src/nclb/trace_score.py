@@ -18,7 +18,6 @@ import time
 from pathlib import Path
 from typing import Any
 
-import torch
 from tqdm import tqdm
 
 from nclb.config import resolve
@@ -31,6 +30,7 @@ from nclb.runner import batches
 from nclb.sampler import Generation, build_decoder, generate
 from nclb.tasks.base import Canvas
 from nclb.tasks.registry import build_task
+from nclb.threads import use_threads
 
 
 def ranks(values: list[float]) -> list[float]:
@@ -122,7 +122,7 @@ def validate_config(cfg: dict[str, Any]):
 def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     """Run `nclb trace-score` per `cfg` (configs/trace_score.yaml); returns the correlation rows."""
     s = validate_config(cfg)
-    torch.set_num_threads(int(cfg.get("threads") or torch.get_num_threads()))
+    use_threads(cfg.get("threads"))
     task = build_task(s.task)
     examples = task.examples(s.limit)
     model = build_model(s.model, task, examples, s.gen_length)

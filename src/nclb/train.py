@@ -29,6 +29,7 @@ from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.arith import ArithTask
 from nclb.tasks.base import Example
 from nclb.tasks.sudoku9 import Sudoku9Task
+from nclb.threads import use_threads
 from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
 from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
 from nclb.tiny.tokenizer import build_tokenizer
@@ -231,7 +232,7 @@ def _new_model(cfg: DictConfig, tokenizer) -> NclbTinyForMaskedLM:
 def train(cfg: DictConfig | dict) -> Path:
     """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
-    torch.set_num_threads(int(cfg.threads))
+    use_threads(cfg.get("threads"))
     device = resolve_device(cfg.device)
     task = build_trainable_task(OmegaConf.to_container(cfg.task, resolve=True))
     gen_length, opt_cfg = int(cfg.task.gen_length), cfg.optim

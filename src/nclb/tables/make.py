@@ -14,12 +14,11 @@ TABLE_KEYS = ("model", "run", "results", "threads")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [key=value ...]
 
-NAME: table1 | figure3 | table2 | table3 | table4 | table6 | figure4 (configs/grids/NAME.yaml),
-or a path to a grid .yaml file. Runs the grid's runs that are not logged yet (skipping those whose
+NAME: a grid of configs/grids/ (`nclb table --help` lists them all), or a path to a grid .yaml file. Runs the grid's runs that are not logged yet (skipping those whose
 summary.json has the same resolved config and n), then writes results/NAME.{md,csv,tex} and its
 figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
 batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. threads: torch CPU
-threads (auto: 1 for the tiny model, torch's default otherwise)."""
+threads (default 1; auto: torch's default, one per core)."""
 
 
 def output_stem(name: str, model_kind: str) -> str:
@@ -36,7 +35,7 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
         "model": "tiny",
         "run": True,
         "results": "results",
-        "threads": "auto",
+        "threads": "1",
     }
     extra = []
     for item in argv:
@@ -59,15 +58,11 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
     return names[0], options, extra
 
 
-def set_threads(threads: str, model_kind: str) -> None:
-    """torch CPU threads: `auto` = 1 for the tiny model (its small tensors run faster on one
-    thread, much faster when the cores are shared), torch's default for the 8B models."""
-    import torch
+def set_threads(threads: str) -> None:
+    """torch CPU threads as `nclb.threads` decides them (N, or auto: torch's default)."""
+    from nclb.threads import use_threads
 
-    if threads != "auto":
-        torch.set_num_threads(int(threads))
-    elif model_kind == "tiny":
-        torch.set_num_threads(1)
+    use_threads(int(threads) if threads.isdigit() else threads)
 
 
 def missing_input(group: dict[str, Any]) -> str | None:
@@ -139,7 +134,7 @@ def make_table(argv: list[str], log=print) -> list[Path]:
         else f"nclb table {shown}"
     )
     results = Path(options["results"])
-    set_threads(str(options["threads"]), options["model"])
+    set_threads(str(options["threads"]))
     if grid.kind == "runs":
         paths = make_runs_table(grid, results, options["run"], extra, command, log)
     else:

@@ -1,0 +1,38 @@
+"""How many CPU threads torch uses: one decision for every `nclb` command (`threads=` key).
+
+The default is one thread. The tiny model's tensors are small: on the 2-core development
+machine with other work running, torch's default (one thread per core) made `nclb run` on
+sudoku9 6-14x slower than one thread (issue 16: 131 s vs 9.4 s for 16 examples), because the
+threads wait for cores that are busy. `threads=auto` keeps torch's default, for a large model
+on a CPU with idle cores; `threads=N` pins N. On a GPU the setting only affects host-side work.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from nclb.errors import UserError
+
+DEFAULT = 1
+
+
+def parse_threads(value: Any) -> int | None:
+    """The thread count asked for: an int >= 1, None for `auto` (torch's default), DEFAULT when
+    unset; a UserError for anything else."""
+    if value is None:
+        return DEFAULT
+    if value == "auto":
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserError(f"threads={value!r} must be an integer >= 1 or auto (torch's default)")
+    return value
+
+
+def use_threads(value: Any) -> int:
+    """Set torch's CPU threads per `value` (see parse_threads); returns the count in use."""
+    import torch
+
+    count = parse_threads(value)
+    if count is not None:
+        torch.set_num_threads(count)
+    return torch.get_num_threads()
