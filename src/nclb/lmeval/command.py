@@ -41,7 +41,7 @@ examples:
 
 def task_manager(options: HarnessOptions) -> Any:
     """lm-eval's TaskManager over configs/lm_eval/ (+ include_path); lm-eval's own task
-    catalogue is indexed only when a task outside configs/lm_eval/ is asked for."""
+    catalogue (thousands of YAMLs) is indexed only when a task is not found there."""
     from lm_eval.tasks import TaskManager
 
     paths = [str(local_task_dir())]
@@ -50,8 +50,10 @@ def task_manager(options: HarnessOptions) -> Any:
         if not path.is_dir():
             raise UserError(f"include_path={options.include_path} is not a folder of task YAMLs")
         paths.append(str(path))
-    foreign = any(name not in LOCAL_TASKS for name in options.tasks)
-    return TaskManager(include_path=paths, include_defaults=foreign)
+    local = TaskManager(include_path=paths, include_defaults=False)
+    if set(options.tasks) <= set(local.all_tasks):
+        return local
+    return TaskManager(include_path=paths, include_defaults=True)
 
 
 @contextmanager
@@ -157,7 +159,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     from nclb.lmeval.adapter import NclbLM
 
     manager = task_manager(options)
-    with hub_access(any(name not in LOCAL_TASKS for name in options.tasks)):
+    with hub_access(not set(options.tasks) <= set(LOCAL_TASKS)):
         load_tasks(manager, options.tasks)
         harness = {
             "tasks": options.tasks,

@@ -1,0 +1,194 @@
+"""nclb as an lm-evaluation-harness model: real `simple_evaluate` runs on local tasks."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+
+import pytest
+import torch
+
+pytest.importorskip("lm_eval", reason="the lmeval extra: pip install 'nclb[lmeval]'")
+
+from lm_eval import simple_evaluate  # noqa: E402
+from lm_eval.api.instance import Instance  # noqa: E402
+from lm_eval.tasks import TaskManager  # noqa: E402
+
+from nclb import cli  # noqa: E402
+from nclb.errors import UserError  # noqa: E402
+from nclb.lmeval import local_task_dir  # noqa: E402
+from nclb.lmeval.adapter import NclbLM, cut_at_stops  # noqa: E402
+from nclb.lmeval.command import RESULTS, SAMPLES, evaluate, task_error  # noqa: E402
+from nclb.lmeval.mdlm import mdlm_loglikelihood  # noqa: E402
+from nclb.lmeval.settings import compose_evaluation  # noqa: E402
+from nclb.runlog import RECORDS, SUMMARY, read_records  # noqa: E402
+from nclb.runner import run  # noqa: E402
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
+TINY = ["model=tiny", "task=arith", "decoder=med", "lam=0.2", "device=cpu", "batch_size=3"]
+
+
+def nclb_run_outputs(overrides: list[str], out_dir) -> dict[str, dict]:
+    """`nclb run` with the same settings: its records by example id."""
+    summary = run(cli.compose("config", [*overrides, f"out_dir={out_dir}"]))
+    records = read_records(__import__("pathlib").Path(summary["run_dir"]) / RECORDS)
+    return {r["id"]: r for r in records}
+
+
+def lm_eval_records(summary: dict) -> list[dict]:
+    """The records of an `nclb lm-eval` run folder."""
+    from pathlib import Path
+
+    return read_records(Path(summary["run_dir"]) / RECORDS)
+
+
+def test_tiny_model_outputs_equal_nclb_run(tmp_path) -> None:
+    """simple_evaluate on the local arith task gives nclb run's outputs, NFE and scores."""
+    overrides = [*TINY, "limit=5"]
+    summary = evaluate(
+        compose_evaluation([*overrides, "tasks=nclb_arith", f"out_dir={tmp_path}/a"])
+    )
+    records = lm_eval_records(summary)
+    assert len(records) == 5
+    ours = nclb_run_outputs(overrides, tmp_path / "r")
+    assert sorted(r["example_id"] for r in records) == sorted(ours)
+    for r in records:
+        same = ours[r["example_id"]]
+        assert r["output"] == same["output"] and r["response"] == same["output"]
+        assert (r["nfe"], r["correct"]) == (same["nfe"], same["correct"])
+    # lm-eval scored the same texts: its strict rule agrees with nclb's scorer on each one
+    folder = tmp_path / "a"
+    samples = [json.loads(line) for line in next(folder.rglob(SAMPLES)).read_text().splitlines()]
+    strict = {
+        s["doc_id"]: s["metrics"]["exact_match"] for s in samples if s["filter"] == "strict-match"
+    }
+    assert {r["doc_id"]: float(r["correct"]) for r in records} == strict
+    results = json.loads(next(folder.rglob(RESULTS)).read_text())
+    assert results["results"]["nclb_arith"]["exact_match,strict-match"] == pytest.approx(
+        summary["nclb_accuracy"]
+    )
+
+
+def test_reference_model_scores_100_percent_through_lm_eval(tmp_path, capsys) -> None:
+    """`nclb lm-eval model=reference tasks=nclb_gsm8k`: 100% by lm-eval's own metric, and the
+    outputs are nclb run's."""
+    overrides = ["model=reference", "decoder=med", "lam=0.2", "limit=2", "batch_size=2"]
+    cli.main(["lm-eval", "tasks=nclb_gsm8k", *overrides, f"out_dir={tmp_path}/a"])
+    assert "exact_match,flexible-extract: 1.0000" in capsys.readouterr().out
+    summary = json.loads(next((tmp_path / "a").rglob(SUMMARY)).read_text())
+    assert summary["config"]["task"]["name"] == "gsm8k"  # picked from the local task
+    metrics = summary["lm_eval"]["nclb_gsm8k"]
+    assert metrics["exact_match,strict-match"] == 1.0
+    assert metrics["exact_match,flexible-extract"] == 1.0
+    ours = nclb_run_outputs([*overrides, "task=gsm8k"], tmp_path / "r")
+    for r in lm_eval_records(summary):
+        assert r["output"] == ours[r["example_id"]]["output"]
+
+
+def test_resume_decodes_nothing_twice(tmp_path, monkeypatch) -> None:
+    """A second identical evaluation reads every response from records.jsonl."""
+    cfg = compose_evaluation([*TINY, "limit=3", "tasks=nclb_arith", f"out_dir={tmp_path}"])
+    first = evaluate(cfg)
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("a logged request was decoded again")
+
+    monkeypatch.setattr("nclb.lmeval.adapter.generate", no_decoding)
+    second = evaluate(cfg)
+    assert second["lm_eval"] == first["lm_eval"]
+    assert len(lm_eval_records(second)) == 3
+
+
+def instance(context: str, until: list[str], doc_id: int = 0) -> Instance:
+    """An lm-eval generate_until request."""
+    return Instance("generate_until", {}, (context, {"until": until}), 0, ("t", doc_id, 1))
+
+
+def test_stop_sequences_cut_the_decoded_region(tmp_path) -> None:
+    lm = NclbLM(config=compose_evaluation([*TINY, f"out_dir={tmp_path}"]))
+    try:
+        prompt = lm.task.examples(1)[0].prompt
+        full, cut = lm.generate_until([instance(prompt, []), instance(prompt, [";"], 1)])
+    finally:
+        lm.close()
+    assert ";" in full and cut == full[: full.index(";")]
+    assert cut_at_stops("a;b|c", ["|", ";"]) == "a" and cut_at_stops("abc", ["x"]) == "abc"
+
+
+def test_lm_eval_model_args_path_registers_nclb(tmp_path) -> None:
+    """lm-eval's own entry (`--model nclb --model_args ...`) once nclb.lmeval is imported."""
+    manager = TaskManager(include_path=str(local_task_dir()), include_defaults=False)
+    args = f"model=tiny,task=arith,decoder=ktoken,k=1,device=cpu,out_dir={tmp_path}"
+    results = simple_evaluate(
+        model="nclb", model_args=args, tasks=["nclb_arith"], limit=2, task_manager=manager
+    )
+    assert results["results"]["nclb_arith"]["exact_match,strict-match"] == 1.0
+    assert len(read_records(next(tmp_path.rglob(RECORDS)))) == 2
+
+
+def test_mdlm_loglikelihood_exact_for_one_token_and_seeded(tmp_path) -> None:
+    lm = NclbLM(config=compose_evaluation([*TINY, f"out_dir={tmp_path}"]))
+    model = lm.model
+    try:
+        example = lm.task.examples(1)[0]
+        prompt = model.prompt_ids(example.prompt)
+        region = lm.task.gold_region(example, model, lm.settings.gen_length)
+        with torch.no_grad():
+            ids = torch.tensor([prompt + [model.mask_id]])
+            exact = torch.log_softmax(model.logits(ids)[0, -1].float(), -1)
+        token = int(exact.argmax())
+        gen = torch.Generator().manual_seed(0)
+        (one, greedy), (empty, empty_greedy) = mdlm_loglikelihood(
+            model, [prompt, prompt], [[token], []], 4, gen
+        )
+        assert one == pytest.approx(float(exact[token]), abs=1e-5) and greedy
+        assert (empty, empty_greedy) == (0.0, True)
+        # Many tokens: a seeded estimate (same seed, same number), finite and <= 0.
+        a = mdlm_loglikelihood(model, [prompt], [region], 8, torch.Generator().manual_seed(1))
+        b = mdlm_loglikelihood(model, [prompt], [region], 8, torch.Generator().manual_seed(1))
+        assert a == b and math.isfinite(a[0][0]) and a[0][0] <= 0
+        with pytest.raises(UserError, match="loglikelihood_rolling"):
+            lm.loglikelihood_rolling([])
+    finally:
+        lm.close()
+
+
+def test_missing_extra_is_one_line(monkeypatch, capsys) -> None:
+    monkeypatch.setitem(sys.modules, "lm_eval", None)  # import lm_eval now fails
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["lm-eval", "tasks=nclb_arith"])
+    err = capsys.readouterr().err.strip()
+    assert exit_.value.code == 2 and "\n" not in err
+    assert "pip install 'nclb[lmeval]'" in err
+
+
+HUB_TASK = """task: hub_arc
+dataset_path: allenai/ai2_arc
+dataset_name: ARC-Easy
+output_type: generate_until
+test_split: test
+doc_to_text: "{{question}}"
+doc_to_target: "{{answerKey}}"
+generation_kwargs:
+  until: []
+"""
+
+
+def test_hub_task_offline_is_one_line(tmp_path, monkeypatch, capsys) -> None:
+    """A task whose data is on the hub fails, without the hub, with what to download."""
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no cached copy
+    (tmp_path / "tasks").mkdir()
+    (tmp_path / "tasks" / "hub_arc.yaml").write_text(HUB_TASK)
+    with pytest.raises(SystemExit):
+        cli.main(["lm-eval", "tasks=hub_arc", f"include_path={tmp_path}/tasks", *TINY])
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err
+    assert "huggingface-cli download --repo-type dataset allenai/ai2_arc" in err, err
+
+
+def test_unknown_task_message() -> None:
+    err = task_error(KeyError("Spec 'nope' is not a registered task/group/tag name"), ["nope"])
+    assert "does not know a task in tasks=['nope']" in str(err) and "nclb_gsm8k" in str(err)
