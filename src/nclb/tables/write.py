@@ -80,6 +80,14 @@ def display_frame(table: pd.DataFrame) -> pd.DataFrame:
             "paper: speed-up": [fmt(v, 1, "x") for v in table.paper_speedup],
         }
     )
+    if "lenient_accuracy" in table:
+        # Reasoning-as-infilling: `accuracy` is the strict verdict (answer block only); the
+        # lenient one (with fall-backs) is shown beside it where the two differ.
+        out.insert(
+            out.columns.get_loc("accuracy % [95% CI]") + 1,
+            "lenient accuracy %",
+            [fmt(v, 1) for v in table.lenient_accuracy],
+        )
     for m in table.attrs.get("metrics", []):
         digits = int(m.get("digits", 3))
         col, se = table[m["column"]], table.get(f"{m['column']}_stderr")
@@ -117,8 +125,8 @@ def header_lines(
             f"Columns 'paper: ...' are numbers REPORTED BY THE PAPER, not measured here ({source}); "
             "'paper: setting' names the model, task and setting they belong to."
         )
-    if note:
-        lines.append(note.strip())
+    # a note's paragraphs (split at blank lines) become header lines of their own
+    lines += [" ".join(part.split()) for part in note.split("\n\n") if part.strip()]
     return lines
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import ast
 import re
 import sys
+import threading
 from typing import Any
 
 from nclb.errors import UserError
@@ -95,13 +96,20 @@ class HumanEvalTask:
         if self.sandbox_mode == "guards-only":
             print(guards_only_warning(), file=sys.stderr)
         self._pool: WorkerPool | None = None
+        self._pool_lock = threading.Lock()
+
+    @property
+    def scoring_workers(self) -> int:
+        """Examples scored at once beside the decode loop (`nclb.tasks.scoring_pool`)."""
+        return self.workers
 
     @property
     def pool(self) -> WorkerPool:
         """The task's warm sandbox workers (`workers` of them), started on first use."""
-        if self._pool is None:
-            self._pool = WorkerPool(self.workers, self.sandbox_mode)
-        return self._pool
+        with self._pool_lock:
+            if self._pool is None:
+                self._pool = WorkerPool(self.workers, self.sandbox_mode)
+            return self._pool
 
     def close(self) -> None:
         """Stop the sandbox workers (they are restarted if the task scores again)."""
