@@ -194,7 +194,7 @@ def run_command(argv: list[str]) -> None:
 
     def check(cfg: dict) -> Path:
         s = resolve(cfg)
-        kl_options(cfg.get("metrics"), s.sampler)
+        kl_options(cfg.get("metrics"), s.sampler, s.decoder)
         check_run(s, checked)
         return run_folder(s)
 

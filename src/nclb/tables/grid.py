@@ -14,9 +14,9 @@ number up under that label). `table: false` rows feed the figures only. `baselin
 the group's k=1 row (speed-ups are against it); `paper_ref: {model, task}` picks the paper's
 numbers of another model/task (the tiny model is shown beside the analogous paper setting).
 
-Top-level `metrics: [{column, source, stderr, header, digits, missing}]` adds columns read from
-each summary.json (dotted paths, e.g. `kl.estimate`); a summary without `source` is an error
-whose message is `missing`. `options` holds settings of non-run builders (kind != runs).
+Top-level `metrics: [{column, source, stderr, header, digits, missing, contrast}]` adds columns
+read from each summary.json (dotted paths, e.g. `kl.rb`); a summary without `source` is an error
+whose message is `missing`; `contrast` adds a noise note under the table (nclb.tables.contrast). `options` holds settings of non-run builders (kind != runs).
 """
 
 from __future__ import annotations

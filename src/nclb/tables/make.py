@@ -88,6 +88,7 @@ def make_runs_table(
 ) -> list[Path]:
     """Run what is missing, then write the table (md/csv/tex) and the grid's figures."""
     from nclb.tables.build import build_frame, table_frame
+    from nclb.tables.contrast import contrast_notes
     from nclb.tables.figures import FIGURES
     from nclb.tables.runs import ensure_runs, plan
     from nclb.tables.write import model_title, provenance, write_table
@@ -109,7 +110,8 @@ def make_runs_table(
     table = table_frame(frame)
     paths = []
     if not table.empty:
-        paths += write_table(table, results, stem, title, command, summaries, grid.paper, grid.note)
+        note = "\n\n".join([grid.note.strip(), *contrast_notes(table)]).strip()
+        paths += write_table(table, results, stem, title, command, summaries, grid.paper, note)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     for spec in grid.figures:
         fig_stem = output_stem(spec.get("name", grid.name), grid.model_kind)
