@@ -1,0 +1,180 @@
+"""Accuracy-vs-NFE fronts of decoders (`nclb table decoder_front`).
+
+A front grid lists, per panel, the same decoder sweeps twice: on a validation split (a held-out
+set drawn with another seed) and on the test set. Each decoder's Pareto front (its settings that
+no other of its settings beats on both accuracy and NFE) is computed from the test runs, and the
+comparison with the reference decoder is made without looking at the test set: a decoder's
+setting is chosen on the validation runs, then read off the test runs.
+
+- at the anchor's accuracy: the cheapest setting whose validation accuracy reaches the anchor's;
+  its test NFE against the anchor's (NFE ratio) and their test accuracies;
+- at the anchor's NFE: the most accurate setting whose validation NFE is at most the anchor's;
+  its test accuracy against the anchor's.
+
+A difference whose 95% Wilson intervals overlap is reported as inside the noise.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from nclb.errors import UserError
+from nclb.tables.grid import Grid
+
+SPLITS = ("validation", "test")
+
+
+def pareto_flags(accuracy: list[float], nfe: list[float]) -> list[bool]:
+    """For each point, whether no other point is at least as accurate and at most as costly,
+    and strictly better in one of the two."""
+    flags = []
+    for a, n in zip(accuracy, nfe):
+        beaten = any((a2 >= a and n2 <= n) and (a2 > a or n2 < n) for a2, n2 in zip(accuracy, nfe))
+        flags.append(not beaten)
+    return flags
+
+
+def label_frame(frame: pd.DataFrame, grid: Grid) -> pd.DataFrame:
+    """Add the panel and split of every row (from its group) and its on-front flag."""
+    panels, splits = [], []
+    for g in frame.group:
+        spec = grid.groups[int(g)]
+        split = spec.get("split", "test")
+        if split not in SPLITS:
+            raise UserError(f"grid {grid.name}: group split {split!r} is not one of {SPLITS}")
+        panels.append(spec.get("panel") or spec.get("label") or f"group {g}")
+        splits.append(split)
+    frame = frame.assign(panel=panels, split=splits)
+    frame["on_front"] = False
+    for _, part in frame.groupby(["panel", "split", "series"], sort=False):
+        flags = pareto_flags(list(part.accuracy), list(part.mean_nfe))
+        frame.loc[part.index, "on_front"] = flags
+    return frame
+
+
+def overlaps(a: pd.Series, b: pd.Series) -> bool:
+    """Whether two rows' 95% accuracy intervals overlap."""
+    return not (a.ci_low > b.ci_high or b.ci_low > a.ci_high)
+
+
+def describe(row: pd.Series) -> str:
+    """'EB lam=0.4: 91.2% [88.4, 93.4] at NFE 12.3'."""
+    return (
+        f"{row.setting}: {row.accuracy:.1f}% [{row.ci_low:.1f}, {row.ci_high:.1f}] "
+        f"at NFE {row.mean_nfe:.1f}"
+    )
+
+
+def compare(panel: pd.DataFrame, anchor: str, reference: str) -> list[str]:
+    """The validation-chosen comparisons of every other decoder with the anchor row."""
+    val, test = panel[panel.split == "validation"], panel[panel.split == "test"]
+    if anchor not in set(val.setting) or anchor not in set(test.setting):
+        raise UserError(f"the anchor {anchor!r} needs a validation and a test run in every panel")
+    a_val = val[val.setting == anchor].iloc[0]
+    a_test = test[test.setting == anchor].iloc[0]
+    lines = [f"Anchor (test) {describe(a_test)}."]
+    for series, rows in val.groupby("series", sort=False):
+        if series == reference:
+            continue
+        reach = rows[rows.accuracy >= a_val.accuracy]
+        if reach.empty:
+            lines.append(
+                f"{series}: no setting reaches the anchor's validation accuracy "
+                f"({a_val.accuracy:.1f}%)."
+            )
+        else:
+            pick = test[test.setting == reach.sort_values("mean_nfe").iloc[0].setting].iloc[0]
+            ratio = a_test.mean_nfe / pick.mean_nfe
+            noise = "inside the noise" if overlaps(pick, a_test) else "outside the noise"
+            lines.append(
+                f"{series} at the anchor's accuracy (chosen on validation): {describe(pick)}; "
+                f"{ratio:.2f}x fewer NFE than the anchor, accuracy difference "
+                f"{pick.accuracy - a_test.accuracy:+.1f} points ({noise})."
+            )
+        cheap = rows[rows.mean_nfe <= a_val.mean_nfe]
+        if cheap.empty:
+            lines.append(f"{series}: no setting is as cheap as the anchor on validation.")
+            continue
+        pick = test[test.setting == cheap.sort_values("accuracy").iloc[-1].setting].iloc[0]
+        noise = "inside the noise" if overlaps(pick, a_test) else "outside the noise"
+        lines.append(
+            f"{series} at the anchor's NFE (chosen on validation): {describe(pick)}; "
+            f"{pick.accuracy - a_test.accuracy:+.1f} points against the anchor ({noise})."
+        )
+    return lines
+
+
+def front_figure(frame: pd.DataFrame, out: Path, name: str, title: str, footer: str):
+    """Test accuracy against mean NFE per panel: each decoder's points, its Pareto front as a
+    line, the reference decoder's front dashed in black."""
+    from nclb.tables.figures import pyplot, save
+
+    plt = pyplot()
+    test = frame[frame.split == "test"]
+    parts = list(test.groupby("panel", sort=False))
+    fig, axes = plt.subplots(1, len(parts), figsize=(6.4 * len(parts), 4.8), squeeze=False)
+    reference = frame.attrs.get("reference")
+    for ax, (panel, rows) in zip(axes[0], parts):
+        for series, pts in rows.groupby("series", sort=False):
+            front = pts[pts.on_front.astype(bool)].sort_values("mean_nfe")
+            is_ref = series == reference
+            style = {"color": "black", "linestyle": "--", "linewidth": 2} if is_ref else {}
+            (line,) = ax.plot(front.mean_nfe, front.accuracy, marker="o", label=series, **style)
+            ax.scatter(pts.mean_nfe, pts.accuracy, s=14, color=line.get_color(), alpha=0.5)
+        ax.set_xscale("log")
+        ax.set_title(panel)
+        ax.set_xlabel("mean NFE per example (log scale)")
+        ax.set_ylabel("test accuracy %")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    return save(fig, out, name, title, footer)
+
+
+def front_table(
+    grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
+) -> list[Path]:
+    """Run what is missing, then write the front table (md/csv/tex), its notes and figure."""
+    from nclb.tables.build import build_frame
+    from nclb.tables.runs import ensure_runs, plan
+    from nclb.tables.write import header_lines, latex, markdown, model_title, provenance
+
+    options: dict[str, Any] = grid.options
+    reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
+    summaries = ensure_runs(plan(grid.rows, extra, ()), execute=execute, log=log)
+    frame = label_frame(build_frame(grid.rows, summaries, grid.paper), grid)
+    frame.attrs["reference"] = reference
+    notes = []
+    for panel, part in frame.groupby("panel", sort=False):
+        notes.append(f"{panel}. " + " ".join(compare(part, anchor, reference)))
+    columns = ["panel", "split", "series", "setting", "n", "accuracy", "ci_low", "ci_high"]
+    table = frame[[*columns, "mean_nfe", "on_front"]].round(2)
+    display = pd.DataFrame(
+        {
+            "panel": table.panel,
+            "split": table.split,
+            "decoder": table.series,
+            "setting": table.setting,
+            "n": table.n,
+            "accuracy % [95% CI]": [
+                f"{a:.1f} [{lo:.1f}, {hi:.1f}]"
+                for a, lo, hi in zip(table.accuracy, table.ci_low, table.ci_high)
+            ],
+            "mean NFE": [f"{v:.1f}" for v in table.mean_nfe],
+            "on its front": ["yes" if v else "" for v in table.on_front],
+        }
+    )
+    stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
+    title = f"{grid.title} ({model_title(grid.model_kind)})"
+    note = "\n\n".join([grid.note.strip(), *notes])
+    header = header_lines(title, command, summaries, grid.paper, note)
+    results.mkdir(parents=True, exist_ok=True)
+    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
+    paths[0].write_text(markdown(display, header))
+    table.to_csv(paths[1], index=False)
+    paths[2].write_text(latex(display, header, stem))
+    footer = f"{command}; " + "; ".join(provenance(summaries))
+    paths += front_figure(frame, results, name, title, footer)
+    return paths
