@@ -9,7 +9,16 @@ from nclb.errors import UserError
 from nclb.tables.grid import MODEL_KINDS, Grid, load_grid
 
 # Grids that have a Makefile target (`make NAME MODEL=...`).
-MAKE_TARGETS = ("table1", "figure3", "table2", "table3", "table4", "table6", "figure4")
+MAKE_TARGETS = (
+    "table1",
+    "figure3",
+    "table2",
+    "table3",
+    "table4",
+    "table6",
+    "figure4",
+    "decoder_front",
+)
 TABLE_KEYS = ("model", "run", "results", "threads")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [key=value ...]
