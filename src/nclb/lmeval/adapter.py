@@ -16,7 +16,7 @@ loglikelihood_rolling (perplexity tasks) is not supported: one-line error.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 import torch
@@ -27,10 +27,9 @@ from tqdm import tqdm
 from nclb.config import resolve
 from nclb.errors import UserError
 from nclb.lmeval.mdlm import mdlm_loglikelihood
-from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys
+from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder
 from nclb.lmeval.settings import compose_config, override_value
 from nclb.models.registry import build_model
-from nclb.runlog import run_dir, run_identity
 from nclb.runner import batches, make_record
 from nclb.sampler import Generation, generate
 from nclb.tasks.base import Canvas, Example
@@ -108,14 +107,7 @@ class NclbLM(LM):
         self.examples = self.known_examples(s.model.get("name") == "reference")
         self.model = build_model(s.model, self.task, list(self.examples.values()), s.gen_length)
         self._device = self.model.device
-        identity = run_identity(
-            s.model,
-            {**s.task, "lm_eval": harness or {"via": "lm_eval command line"}},
-            s.decoder_cfg,
-            asdict(s.sampler),
-            s.seed,
-        )
-        self.folder = run_dir(s.out_dir, identity)
+        self.folder, identity = run_folder(s, harness or {"via": "lm_eval command line"})
         self.log = RequestLog(self.folder, identity, s.resume)
         self.generator = torch.Generator().manual_seed(s.seed)
 
@@ -148,7 +140,7 @@ class NclbLM(LM):
     def generate_until(self, requests: list[Any], disable_tqdm: bool = False) -> list[str]:
         """Decode each request's context with nclb's sampler; the region text cut at `until`."""
         s = self.settings
-        out: list[str | None] = [None] * len(requests)
+        out: list[str] = [""] * len(requests)
         todo: list[tuple[Job, Canvas]] = []
         for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
             context, gen_kwargs = req.args
@@ -175,7 +167,7 @@ class NclbLM(LM):
 
                 canvases = [canvas for _, canvas in batch]
                 generate(self.model, canvases, s.decoder, s.sampler, self.generator, finished)
-        return [text or "" for text in out]
+        return out  # every request was logged or decoded above
 
     def generation_record(
         self, job: Job, canvas: Canvas, gen: Generation, seconds: float
@@ -224,7 +216,7 @@ class NclbLM(LM):
         self, requests: list[Any], disable_tqdm: bool = False
     ) -> list[tuple[float, bool]]:
         """(log p(continuation | context), is_greedy) by the MDLM Monte Carlo estimate."""
-        out: list[tuple[float, bool] | None] = [None] * len(requests)
+        out: list[tuple[float, bool]] = [(0.0, True)] * len(requests)
         todo = []
         for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
             context, continuation = req.args
@@ -263,7 +255,7 @@ class NclbLM(LM):
                     }
                 )
                 out[index] = (logprob, greedy)
-        return [value if value is not None else (0.0, True) for value in out]
+        return out  # every request was logged or scored above
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         """Not supported: a one-line UserError."""

@@ -150,6 +150,15 @@ def summarize(
     }
 
 
+def harness_identity(options: HarnessOptions) -> dict[str, Any]:
+    """The lm-eval settings that are part of a run folder's identity."""
+    return {
+        "tasks": options.tasks,
+        "num_fewshot": options.num_fewshot,
+        "mc_samples": options.mc_samples,
+    }
+
+
 def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run lm-eval on the nclb model for a composed configs/lm_eval.yaml; returns the summary."""
     require_lm_eval()
@@ -161,12 +170,7 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
     manager = task_manager(options)
     with hub_access(not set(options.tasks) <= set(LOCAL_TASKS)):
         load_tasks(manager, options.tasks)
-        harness = {
-            "tasks": options.tasks,
-            "num_fewshot": options.num_fewshot,
-            "mc_samples": options.mc_samples,
-        }
-        lm = NclbLM(config=cfg, harness=harness)
+        lm = NclbLM(config=cfg, harness=harness_identity(options))
         try:
             start = time.perf_counter()
             seed = lm.settings.seed
@@ -206,7 +210,7 @@ def report(summary: dict[str, Any]) -> str:
     lines = []
     for task, metrics in (summary.get("lm_eval") or {}).items():
         for key, value in metrics.items():
-            if isinstance(value, int | float) and "stderr" not in key and key != "alias":
+            if "," in key and "stderr" not in key and isinstance(value, int | float):
                 lines.append(f"{task} {key}: {value:.4f}")
     nclb = summary.get("nclb_accuracy")
     if nclb is not None:

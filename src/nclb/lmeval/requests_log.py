@@ -10,10 +10,29 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nclb.runlog import RECORDS, RecordWriter, RunLock, read_records, set_aside_stale_records
+from nclb.config import RunSettings
+from nclb.runlog import (
+    RECORDS,
+    RecordWriter,
+    RunLock,
+    read_records,
+    run_dir,
+    run_identity,
+    set_aside_stale_records,
+)
+
+
+def run_folder(settings: RunSettings, harness: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
+    """(run folder, identity) of an evaluation: nclb's run identity with the lm-eval settings
+    (`harness`) added to the task, under `out_dir/<model>/<task>/<decoder>-<hash>`."""
+    s = settings
+    task = {**s.task, "lm_eval": harness}
+    identity = run_identity(s.model, task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    return run_dir(s.out_dir, identity), identity
 
 
 def fingerprint(*parts: Any) -> str:

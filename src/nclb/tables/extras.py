@@ -14,6 +14,7 @@ from nclb.config import config_dir
 from nclb.errors import UserError
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.grid import Grid, merge_overrides
+from nclb.tables.lmeval_crosscheck import crosscheck_table
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, latex, markdown, model_title
 
@@ -327,3 +328,4 @@ def correlation_figure(
 
 
 BUILDERS = {"posterior": posterior_table, "correlation": correlation_figure}
+BUILDERS["lmeval_crosscheck"] = crosscheck_table
