@@ -192,3 +192,5 @@ def test_hub_task_offline_is_one_line(tmp_path, monkeypatch, capsys) -> None:
 def test_unknown_task_message() -> None:
     err = task_error(KeyError("Spec 'nope' is not a registered task/group/tag name"), ["nope"])
     assert "does not know a task in tasks=['nope']" in str(err) and "nclb_gsm8k" in str(err)
+    with pytest.raises(UserError, match="name the nclb task whose layout"):
+        compose_evaluation(["tasks=arc_easy"])  # a foreign task needs an explicit task=

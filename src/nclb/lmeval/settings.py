@@ -69,13 +69,19 @@ def layout_task(tasks: list[str]) -> str | None:
 
 
 def compose_evaluation(overrides: list[str]) -> dict[str, Any]:
-    """The composed config; without a `task=` override, the task of nclb's local lm-eval tasks."""
+    """The composed config; without a `task=` override, the nclb task of the local lm-eval tasks."""
     cfg = compose_config(overrides)
-    explicit = any(item.lstrip("+~").startswith("task=") for item in overrides)
-    task = layout_task(task_names(cfg.get("tasks")))
-    if not explicit and task is not None and task != cfg["task"]["name"]:
-        cfg = compose_config([*overrides, f"task={task}"])
-    return cfg
+    if any(item.lstrip("+~").startswith("task=") for item in overrides):
+        return cfg
+    tasks = task_names(cfg.get("tasks"))
+    task = layout_task(tasks)
+    if task is None:
+        raise UserError(
+            f"tasks={tasks} are not one of nclb's local tasks {sorted(LOCAL_TASKS)}: name the "
+            "nclb task whose layout decodes them, e.g. task=gsm8k (task.template=plain for a "
+            "prompt without the answer block)"
+        )
+    return cfg if task == cfg["task"]["name"] else compose_config([*overrides, f"task={task}"])
 
 
 def harness_options(cfg: dict[str, Any]) -> HarnessOptions:
