@@ -63,3 +63,20 @@ def test_records_without_an_id_are_set_aside_but_key_none_keeps_repeats(tmp_path
     path.write_text("".join(json.dumps(r) + "\n" for r in rows))
     assert read_records(path, key=None) == rows[:2]
     assert read_records(path) == rows[:1]
+
+
+def test_reading_a_locked_run_folder_announces_the_resume_once(tmp_path, capsys):
+    from nclb.runlog import RunLock
+
+    path = tmp_path / "records.jsonl"
+    write_records(path, 3)
+    read_records(path)
+    assert capsys.readouterr().err == ""  # not resuming: the folder is not locked here
+    lock = RunLock(tmp_path)
+    read_records(path)
+    read_records(path)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"resuming 3 logged examples in {tmp_path}")
+    lock.release()
+    read_records(path)
+    assert capsys.readouterr().err == ""

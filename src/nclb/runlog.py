@@ -24,6 +24,8 @@ SUMMARY = "summary.json"
 LOCK = ".lock"
 # Model keys that do not change what a run computes.
 MODEL_NOT_IDENTITY = ("device",)
+# Run folders this process holds a RunLock on -> whether resuming them was announced.
+HELD: dict[Path, bool] = {}
 
 
 def run_identity(
@@ -129,7 +131,21 @@ def read_records(path: Path, key: str | None = "id") -> list[dict[str, Any]]:
             f"kept {len(records)} records",
             file=sys.stderr,
         )
+    announce_resume(path, len(records))
     return records
+
+
+def announce_resume(path: Path, count: int) -> None:
+    """Say once, when this process reads the records of a run folder it holds the RunLock of
+    (the runner resuming it), how many logged examples are kept."""
+    folder = path.parent.resolve()
+    if path.name == RECORDS and count and HELD.get(folder) is False:
+        HELD[folder] = True
+        print(
+            f"resuming {count} logged examples in {path.parent} (not redone; resume=false "
+            "starts over)",
+            file=sys.stderr,
+        )
 
 
 class RecordWriter:
@@ -162,20 +178,22 @@ class RunLock:
 
     def __init__(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)
+        self.folder = folder.resolve()
         self.file = (folder / LOCK).open("a")
-        if fcntl is None:
-            return
-        try:
-            fcntl.lockf(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError:
-            print(f"waiting for another process that is running {folder}", file=sys.stderr)
-            fcntl.lockf(self.file, fcntl.LOCK_EX)
+        if fcntl is not None:
+            try:
+                fcntl.lockf(self.file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                print(f"waiting for another process that is running {folder}", file=sys.stderr)
+                fcntl.lockf(self.file, fcntl.LOCK_EX)
+        HELD[self.folder] = False
 
     def release(self) -> None:
         """Release the lock (closing the file releases it too)."""
         file = getattr(self, "file", None)
         if file is not None and not file.closed:
             file.close()
+            HELD.pop(self.folder, None)
 
     def __del__(self) -> None:
         self.release()
