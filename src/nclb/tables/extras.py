@@ -228,12 +228,69 @@ def posterior_table(
     return write_outputs(results, stem, table, display, header)
 
 
+MIN_OUTCOMES = 20  # fewer wrong (or correct) generations than this: correlations unreliable
+CORRELATION_SERIES = (
+    ("pearson_reward", "reward log p(a*|c,r), Pearson"),
+    ("spearman_reward", "reward, Spearman"),
+    ("pearson_confidence", "mean confidence, Pearson"),
+    ("spearman_confidence", "mean confidence, Spearman"),
+)
+
+
+def few_outcomes(n: int, accuracy: float) -> str | None:
+    """'only 1 wrong of 300 generations (< 20)' when the rarer outcome (wrong or correct) has
+    fewer than MIN_OUTCOMES generations, else None."""
+    wrong = round(n * (1 - accuracy))
+    rarer, which = min((wrong, "wrong"), (n - wrong, "correct"))
+    if rarer >= MIN_OUTCOMES:
+        return None
+    return f"only {rarer} {which} of {n} generations (< {MIN_OUTCOMES})"
+
+
+def draw_correlation(table: pd.DataFrame):
+    """Figure 4's panels, two per setup (correlations; mean reward of correct vs wrong
+    generations), with a red note in the titles of a setup whose correlations rest on fewer
+    than MIN_OUTCOMES wrong (or correct) generations. Not laid out or saved."""
+    from nclb.tables.figures import pyplot, series_style
+
+    plt = pyplot()
+    parts = list(table.groupby("setup", sort=False))
+    fig, axes = plt.subplots(len(parts), 2, figsize=(11, 4.3 * len(parts)), squeeze=False)
+    for (ax_corr, ax_mean), (setup, rows) in zip(axes, parts):
+        pct = 100 * rows.fraction
+        for i, (col, name) in enumerate(CORRELATION_SERIES):
+            ax_corr.plot(pct, rows[col], label=name, zorder=2 + i, **series_style(i))
+        ax_corr.axhline(0, color="0.5", lw=0.8)
+        if rows[["pearson_reward", "spearman_reward"]].isna().all().all():
+            ax_corr.text(
+                50, 0.02, "undefined: every generation has the same correctness", ha="center"
+            )
+        ax_corr.set_xlabel("% of the reasoning trace written")
+        ax_corr.set_ylabel("correlation with final correctness")
+        ax_mean.plot(pct, rows.mean_reward_correct, label="correct generations", **series_style(0))
+        ax_mean.plot(pct, rows.mean_reward_wrong, label="wrong generations", **series_style(1))
+        ax_mean.set_xlabel("% of the reasoning trace written")
+        ax_mean.set_ylabel("mean reward log p(a* | c, r_so_far)")
+        n, acc = int(rows.n.iloc[0]), rows.accuracy.iloc[0]
+        note = few_outcomes(n, acc / 100)
+        titles = (f"{setup} (n={n}, acc {acc:.1f}%)", f"{setup}: mean reward")
+        for ax, title in zip((ax_corr, ax_mean), titles):
+            if note:
+                ax.set_title(f"{title}\nUNRELIABLE: rests on {note}", color="darkred", fontsize=10)
+            else:
+                ax.set_title(title)
+            ax.set_xlim(-4, 104)
+            ax.grid(alpha=0.3)
+            ax.legend(fontsize=8)
+    return fig
+
+
 def correlation_figure(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:
     """Figure 4: correlation of the partial-trace reward log p(a* | c, r_so_far) (and of the
     mean-confidence baseline) with final correctness, against the fraction of the trace."""
-    from nclb.tables.figures import pyplot, save
+    from nclb.tables.figures import save
     from nclb.tables.make import output_stem
 
     require_command("trace-score", grid.name)
@@ -262,35 +319,7 @@ def correlation_figure(
             f"code revision {summary.get('git')}"
         )
     table = pd.DataFrame.from_records(records).round(4)
-    plt = pyplot()
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.0 * len(groups)), squeeze=False)
-    for (ax_corr, ax_mean), (setup, rows) in zip(axes, table.groupby("setup", sort=False)):
-        for col, name, style in (
-            ("pearson_reward", "reward log p(a*|c,r), Pearson", "-o"),
-            ("spearman_reward", "reward, Spearman", "--o"),
-            ("pearson_confidence", "mean confidence, Pearson", "-s"),
-            ("spearman_confidence", "mean confidence, Spearman", "--s"),
-        ):
-            ax_corr.plot(100 * rows.fraction, rows[col], style, label=name, markersize=4)
-        ax_corr.axhline(0, color="0.5", lw=0.8)
-        if rows[["pearson_reward", "spearman_reward"]].isna().all().all():
-            ax_corr.text(
-                50, 0.02, "undefined: every generation has the same correctness", ha="center"
-            )
-        ax_corr.set_xlabel("% of the reasoning trace written")
-        ax_corr.set_ylabel("correlation with final correctness")
-        ax_corr.set_title(f"{setup} (n={rows.n.iloc[0]}, acc {rows.accuracy.iloc[0]:.1f}%)")
-        ax_mean.plot(
-            100 * rows.fraction, rows.mean_reward_correct, "-o", label="correct generations"
-        )
-        ax_mean.plot(100 * rows.fraction, rows.mean_reward_wrong, "-o", label="wrong generations")
-        ax_mean.set_xlabel("% of the reasoning trace written")
-        ax_mean.set_ylabel("mean reward log p(a* | c, r_so_far)")
-        ax_mean.set_title(f"{setup}: mean reward")
-        for ax in (ax_corr, ax_mean):
-            ax.set_xlim(-4, 104)
-            ax.grid(alpha=0.3)
-            ax.legend(fontsize=8)
+    fig = draw_correlation(table)
     stem = output_stem(grid.name, grid.model_kind)
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     footer = f"{command}; " + "; ".join(line[2:] for line in lines)
@@ -322,6 +351,13 @@ def correlation_figure(
         "fraction; the paper reports no numbers for this figure (only that the reward beats a 7B "
         "process reward model).",
     ]
+    warnings = [
+        f"WARNING, {setup}: the correlations rest on {note}; they are not reliable."
+        for setup, rows in table.groupby("setup", sort=False)
+        if (note := few_outcomes(int(rows.n.iloc[0]), rows.accuracy.iloc[0] / 100))
+    ]
+    if warnings:
+        header += ["", *warnings]
     if grid.note:
         header.append(grid.note.strip())
     return paths + write_outputs(results, stem, table, display.reset_index(drop=True), header)
