@@ -31,6 +31,8 @@ from nclb.runlog import (
 from nclb.sampler import Generation, generate
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.registry import build_task
+from nclb.tasks.scoring_pool import ScoringPool, scoring_workers
+from nclb.tasks.verdicts import verdict_summary
 
 
 def batches(items: list[tuple[Example, Canvas]], size: int, same_prompt_length: bool):
@@ -154,22 +156,40 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         with tqdm(
             total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex", disable=quiet
         ) as bar:
-            for batch in batches(todo, s.batch_size, same_length):
-                t0 = time.perf_counter()
 
-                def log(index: int, gen: Generation, batch=batch, t0=t0) -> None:
-                    ex, canvas = batch[index]
-                    seconds = time.perf_counter() - t0
-                    record = make_record(ex, canvas, gen, task, model, seconds, s.log_trajectory)
-                    if kl_opts.kl:
-                        record["kl"] = kl_record(model, canvas, gen, s.sampler.temperature, kl_opts)
-                    writer.write(record)
-                    new.append(record)
-                    bar.update(1)
+            def write(record: dict[str, Any]) -> None:
+                writer.write(record)
+                new.append(record)
+                bar.update(1)
 
-                generate(model, [c for _, c in batch], s.decoder, s.sampler, generator, log)
-                acc = sum(r["correct"] for r in done + new) / len(done + new)
-                bar.set_postfix(acc=f"{acc:.3f}")
+            # Slow scorers (HumanEval's sandbox) score beside the decode loop; records are
+            # still written in order (docs/scoring.md).
+            scoring = ScoringPool(scoring_workers(task), write)
+            try:
+                for batch in batches(todo, s.batch_size, same_length):
+                    t0 = time.perf_counter()
+
+                    def log(index: int, gen: Generation, batch=batch, t0=t0) -> None:
+                        ex, canvas = batch[index]
+                        seconds = time.perf_counter() - t0
+                        kl = None
+                        if kl_opts.kl:
+                            kl = kl_record(model, canvas, gen, s.sampler.temperature, kl_opts)
+
+                        def make() -> dict[str, Any]:
+                            record = make_record(
+                                ex, canvas, gen, task, model, seconds, s.log_trajectory
+                            )
+                            return record if kl is None else {**record, "kl": kl}
+
+                        scoring.submit(make)
+
+                    generate(model, [c for _, c in batch], s.decoder, s.sampler, generator, log)
+                    if new:
+                        acc = sum(r["correct"] for r in done + new) / len(done + new)
+                        bar.set_postfix(acc=f"{acc:.3f}")
+            finally:
+                scoring.close()  # every record scored so far is written, even on Ctrl-C
     except KeyboardInterrupt:
         kept = len(done) + len(new)
         print(
@@ -190,6 +210,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
     summary["label"] = describe(s)
     summary["identity"] = identity
+    summary.update(verdict_summary(records))
     kl = kl_summary(records)
     if kl is not None:
         summary["kl"] = kl
