@@ -194,3 +194,46 @@ def test_unknown_task_message() -> None:
     assert "does not know a task in tasks=['nope']" in str(err) and "nclb_gsm8k" in str(err)
     with pytest.raises(UserError, match="name the nclb task whose layout"):
         compose_evaluation(["tasks=arc_easy"])  # a foreign task needs an explicit task=
+
+
+def test_chat_model_foreign_task_goes_through_the_chat_template(tmp_path, monkeypatch) -> None:
+    """A context that is not an nclb example (an lm-eval task nclb does not ship) on a LLaDA
+    stand-in: chat template, plain layout, one queue per prompt length (no padding), equal to
+    the sampler called directly; loglikelihood requests are scored too."""
+    from nclb.models.standin import build_standin
+    from nclb.sampler import generate
+    from nclb.tasks.template import plain_canvas
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    folder = build_standin("llada", tmp_path / "llada", kv_heads=2)
+    overrides = [
+        "model=llada",
+        f"model.path={folder}",
+        "task=gsm8k",
+        "task.template=plain",
+        "gen_length=6",
+        "block=6",
+        "decoder=ktoken",
+        "k=1",
+        "device=cpu",
+        f"out_dir={tmp_path}/out",
+        "mc_samples=2",
+    ]
+    lm = NclbLM(config=compose_evaluation(overrides))
+    try:
+        contexts = ["Is the sky blue?", "Two plus two?", "Is grass green?"]
+        responses = lm.generate_until([instance(c, [], i) for i, c in enumerate(contexts)])
+        model, s = lm.model, lm.settings
+        assert model.prompt_ids(contexts[0]) != model.codec.encode(contexts[0])  # templated
+        for context, response in zip(contexts, responses):
+            canvas = plain_canvas(model.prompt_ids(context), model.mask_id, 6)
+            (gen,) = generate(model, [canvas], s.decoder, s.sampler)
+            assert response == model.codec.decode(gen.region)
+        choice = Instance("loglikelihood", {}, ("Is the sky blue?", " yes"), 0, ("mc", 0, 1))
+        ((logprob, greedy),) = lm.loglikelihood([choice])
+        assert math.isfinite(logprob) and logprob <= 0 and isinstance(greedy, bool)
+    finally:
+        lm.close()
+    records = read_records(next((tmp_path / "out").rglob(RECORDS)))
+    assert [r["nfe"] for r in records if r["request"] == "generate_until"] == [6, 6, 6]
+    assert [r["nfe"] for r in records if r["request"] == "loglikelihood"] == [3]

@@ -28,7 +28,7 @@ from nclb.config import resolve
 from nclb.errors import UserError
 from nclb.lmeval.mdlm import mdlm_loglikelihood
 from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder
-from nclb.lmeval.settings import compose_config, override_value
+from nclb.lmeval.settings import compose_config, harness_options, override_value
 from nclb.models.registry import build_model
 from nclb.runner import batches, make_record
 from nclb.sampler import Generation, generate
@@ -77,8 +77,10 @@ class NclbLM(LM):
 
     Build it from a composed `nclb lm-eval` config (`config=`), or, as lm-eval's command line
     does, from `--model_args` keyword arguments, which are nclb overrides
-    (`model=tiny,task=arith,decoder=med,lam=0.2`). Records go to the run folder under
-    `out_dir` (`folder`); `harness` (the lm-eval settings) is part of the folder's identity.
+    (`model=tiny,task=arith,decoder=med,lam=0.2`; `task=` picks the canvas layout). lm-eval's
+    `batch_size` and `device` apply unless the overrides set them; `max_batch_size` is not used.
+    Records go to the run folder under `out_dir` (`folder`); `harness` (the lm-eval settings)
+    is part of the folder's identity.
     """
 
     def __init__(
@@ -93,16 +95,13 @@ class NclbLM(LM):
         super().__init__()
         if config is None:
             items = [f"{key}={override_value(value)}" for key, value in overrides.items()]
-            if batch_size is not None and str(batch_size) != "auto":
+            if batch_size not in (None, "auto") and "batch_size" not in overrides:
                 items.append(f"batch_size={batch_size}")
             if device and "device" not in overrides and usable(str(device)):
                 items.append(f"device={device}")
             config = compose_config(items)
         s = self.settings = resolve(config)
-        samples = config.get("mc_samples", 32)
-        if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-            raise UserError(f"mc_samples={samples!r} must be an integer >= 1")
-        self.mc_samples = samples
+        self.mc_samples = harness_options(config).mc_samples
         self.task = build_task(s.task)
         self.examples = self.known_examples(s.model.get("name") == "reference")
         self.model = build_model(s.model, self.task, list(self.examples.values()), s.gen_length)
