@@ -7,8 +7,10 @@ import json
 from itertools import combinations
 
 import pandas as pd
+import pytest
 from matplotlib.text import Text
 
+from nclb.errors import UserError
 from nclb.tables.extras import draw_correlation, few_outcomes
 from nclb.tables.figures import (
     draw_accuracy_vs_nfe,
@@ -153,9 +155,9 @@ def test_few_failures_are_flagged_in_the_panel_titles():
     pyplot().close(fig)
 
 
-def test_figure4_markdown_warns_about_few_failures(tmp_path):
+def figure4_inputs(tmp_path):
+    """A Figure 4 grid and its logged `nclb trace-score` summary (1 wrong of 300)."""
     from nclb import cli
-    from nclb.tables.make import make_table
 
     out = tmp_path / "scores"
     out.mkdir()
@@ -169,8 +171,24 @@ def test_figure4_markdown_warns_about_few_failures(tmp_path):
             for r in correlation_rows("shipped", 300, 299 / 300)]  # fmt: skip
     summary = {"n": 300, "accuracy": 299 / 300, "correlations": rows, "config": cfg, "git": "a"}
     (out / "summary.json").write_text(json.dumps(summary))
+    return grid
+
+
+def test_figure4_markdown_warns_about_few_failures(tmp_path, monkeypatch):
+    from nclb.config import REPO_ROOT
+    from nclb.tables import committed
+    from nclb.tables.make import make_table
+
+    grid = figure4_inputs(tmp_path)
     results = tmp_path / "results"
+    monkeypatch.setattr(committed, "uncommitted_code", lambda root: [])
     make_table([str(grid), "run=false", f"results={results}"], log=lambda _: None)
     text = (results / "f4.md").read_text()
     assert "WARNING, shipped: the correlations rest on only 1 wrong of 300 generations" in text
-    assert (results / "f4.png").stat().st_size > 0
+    assert (results / "f4.png").stat().st_size > 0 and "UNCOMMITTED" not in text
+    # Uncommitted code: refused for the repository's results/, stamped elsewhere.
+    monkeypatch.setattr(committed, "uncommitted_code", lambda root: ["src/nclb/x.py"])
+    with pytest.raises(UserError, match="uncommitted changes; commit them first"):
+        make_table([str(grid), "run=false", f"results={REPO_ROOT / 'results'}"], log=print)
+    make_table([str(grid), "run=false", f"results={results}"], log=lambda _: None)
+    assert "[UNCOMMITTED CODE: src/nclb/x.py]" in (results / "f4.md").read_text()

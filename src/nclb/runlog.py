@@ -24,6 +24,8 @@ SUMMARY = "summary.json"
 LOCK = ".lock"
 # Model keys that do not change what a run computes.
 MODEL_NOT_IDENTITY = ("device",)
+# What a run's or a table's outputs depend on: changes here make a revision "-dirty".
+CODE_PATHS = ("src", "configs", "scripts", "pyproject.toml")
 # Run folders this process holds a RunLock on -> whether resuming them was announced.
 HELD: dict[Path, bool] = {}
 
@@ -206,8 +208,27 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     os.replace(tmp, path)
 
 
+def uncommitted_code(root: Path = REPO_ROOT) -> list[str] | None:
+    """The files under CODE_PATHS with uncommitted changes (untracked ones included, ignored ones
+    not); None outside a git checkout. Other files (results/, README.md) do not count: they
+    do not change what a run or a table computes."""
+    try:
+        out = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return [line[3:] for line in out.splitlines() if line.strip()]
+
+
 def git_revision() -> str:
-    """The repo's commit, with '-dirty' when the tree has changes; 'unknown' outside git."""
+    """The repo's commit, with '-dirty' when the code (CODE_PATHS) has uncommitted changes;
+    'unknown' outside git."""
     try:
         rev = subprocess.run(
             ["git", "rev-parse", "--short=12", "HEAD"],
@@ -217,16 +238,9 @@ def git_revision() -> str:
             timeout=10,
             check=True,
         ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-        ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
-    return rev + ("-dirty" if dirty else "")
+    return rev + ("-dirty" if uncommitted_code() else "")
 
 
 def weights_file(identity: dict[str, Any]) -> Path | None:

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.tables.committed import committed_code_stamp
 from nclb.tables.grid import MODEL_KINDS, Grid, load_grid
 
 # Grids that have a Makefile target (`make NAME MODEL=...`).
@@ -19,7 +20,7 @@ MAKE_TARGETS = (
     "figure4",
     "decoder_front",
 )
-TABLE_KEYS = ("model", "run", "results", "threads")
+TABLE_KEYS = ("model", "run", "results", "threads", "allow_dirty")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [key=value ...]
 
@@ -27,7 +28,9 @@ NAME: a grid of configs/grids/ (`nclb table --help` lists them all), or a path t
 summary.json has the same resolved config and n), then writes results/NAME.{md,csv,tex} and its
 figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
 batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. threads: torch CPU
-threads (default 1; auto: torch's default, one per core)."""
+threads (default 1; auto: torch's default, one per core). Outputs come from committed code: with
+uncommitted changes in src/, configs/ or scripts/, writing the repository's results/ is refused
+(allow_dirty=true overrides) and other outputs are stamped UNCOMMITTED CODE."""
 
 
 def output_stem(name: str, model_kind: str) -> str:
@@ -45,6 +48,7 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
         "run": True,
         "results": "results",
         "threads": "1",
+        "allow_dirty": "false",
     }
     extra = []
     for item in argv:
@@ -61,6 +65,10 @@ def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
     if run not in ("true", "false"):
         raise UserError(f"run={options['run']} must be true or false")
     options["run"] = run == "true"
+    dirty = str(options["allow_dirty"]).lower()
+    if dirty not in ("true", "false"):
+        raise UserError(f"allow_dirty={options['allow_dirty']} must be true or false")
+    options["allow_dirty"] = dirty == "true"
     threads = str(options["threads"])
     if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
         raise UserError(f"threads={threads} must be auto or an integer >= 1")
@@ -145,6 +153,9 @@ def make_table(argv: list[str], log=print) -> list[Path]:
         else f"nclb table {shown}"
     )
     results = Path(options["results"])
+    stamp = committed_code_stamp(results, options["allow_dirty"])
+    if stamp:
+        command = f"{command} [{stamp}]"
     set_threads(str(options["threads"]))
     if grid.kind == "runs":
         paths = make_runs_table(grid, results, options["run"], extra, command, log)
