@@ -4,6 +4,7 @@ and the strict/lenient accuracy columns of the tables."""
 from __future__ import annotations
 
 import threading
+from pathlib import Path
 
 import pytest
 
@@ -111,3 +112,34 @@ def test_humaneval_sandbox_settings_are_checked():
     for bad in ({"workers": 0}, {"sandbox": "none"}):
         with pytest.raises(UserError, match=next(iter(bad))):
             HumanEvalTask.from_config(bad)
+
+
+def test_nclb_run_scores_humaneval_beside_the_loop_and_logs_the_mode(tmp_path):
+    from nclb.cli import compose
+    from nclb.runlog import read_records
+    from nclb.runner import run
+
+    overrides = [
+        "model=reference",
+        "task=humaneval",
+        "decoder=threshold",
+        "limit=6",
+        "batch_size=3",
+        "task.sandbox=guards-only",
+        "task.workers=2",
+        f"out_dir={tmp_path}",
+    ]
+    summary = run(compose("config", overrides))
+    assert summary["n"] == 6 and summary["accuracy"] == 1.0 and summary["sandbox"] == "guards-only"
+    records = read_records(Path(summary["run_dir"]) / "records.jsonl")
+    assert [r["id"] for r in records] == [f"HumanEval/{i}" for i in range(6)]
+    assert all(r["detail"]["sandbox"] == "guards-only" for r in records)
+
+
+def test_nclb_run_summary_has_both_verdicts(tmp_path):
+    from nclb.cli import compose
+    from nclb.runner import run
+
+    summary = run(compose("config", ["model=tiny", "task=arith", "limit=3", f"out_dir={tmp_path}"]))
+    assert summary["verdict"] == "strict" and summary["accuracy"] == summary["accuracy_strict"]
+    assert summary["accuracy_lenient"] >= summary["accuracy_strict"]
