@@ -209,7 +209,10 @@ def test_missing_runs_with_run_false_and_unknown_table(tmp_path):
     grid = tmp_path / "thresholds.yaml"
     grid.write_text(THRESHOLD_GRID)
     with pytest.raises(UserError, match="2 runs are not logged yet"):
-        make_table([str(grid), "run=false", f"out_dir={tmp_path / 'runs'}"], log=lambda _: None)
+        make_table(
+            [str(grid), "run=false", f"out_dir={tmp_path / 'runs'}", f"results={tmp_path}"],
+            log=lambda _: None,
+        )
     with pytest.raises(UserError, match="unknown table 'table9'"):
         make_table(["table9"], log=lambda _: None)
 
