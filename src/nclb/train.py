@@ -332,4 +332,5 @@ def train(cfg: DictConfig | dict) -> Path:
         if cfg.get("export_dtype"):
             save_checkpoint(model.to(EXPORT_DTYPES[cfg.export_dtype]), tokenizer, export)
         tqdm.write(f"exported {export}")
+    tqdm.write(f"checkpoint: {hf_dir} (load it with model=tiny model.path={hf_dir})")
     return hf_dir
