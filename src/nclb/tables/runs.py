@@ -172,8 +172,10 @@ def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> l
         names = ", ".join(f"{p.row.label} ({p.folder})" for p in todo[:3])
         more = f" and {len(todo) - 3} more" if len(todo) > 3 else ""
         raise UserError(f"{len(todo)} runs are not logged yet: {names}{more}; drop run=false")
+    shared = f" (rows with the same settings share one run: {len(todo)} to make)"
     log(
-        f"{len(planned)} runs in the grid, {len(todo)} to run, {len(planned) - len(missing)} logged"
+        f"{len(planned)} rows in the grid: {len(planned) - len(missing)} logged, "
+        f"{len(missing)} not yet" + (shared if len(todo) != len(missing) else "")
     )
     for i, p in enumerate(todo, 1):
         log(f"[{i}/{len(todo)}] {p.row.label}: {' '.join(p.row.overrides)}")
