@@ -181,3 +181,15 @@ def test_sigterm_stops_like_ctrl_c(tmp_path):
     assert "Traceback" not in stderr
     raw = path.read_bytes()
     assert raw.endswith(b"\n") and len(read_records(path)) == raw.count(b"\n") >= 10
+
+
+def test_loading_a_corrupt_checkpoint_is_a_one_line_model_error(tmp_path):
+    from nclb.errors import UserError
+    from nclb.models.hf import load_hf_model
+
+    ckpt = tmp_path / "ckpt"
+    shutil.copytree(REPO / "checkpoints" / "tiny-arith", ckpt)
+    weights = ckpt / "model.safetensors"
+    weights.write_bytes((2**40).to_bytes(8, "little") + weights.read_bytes()[8:])
+    with pytest.raises(UserError, match="weights file is corrupt"):
+        load_hf_model({"family": "tiny", "path": str(ckpt), "device": "cpu"})

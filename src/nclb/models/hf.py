@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from nclb.errors import UserError
 
@@ -423,13 +424,14 @@ def load_hf_model(cfg: Mapping[str, Any]) -> HFMaskedLM:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
         auto = getattr(transformers, family.auto_class)
         model = auto.from_pretrained(folder, torch_dtype=dtype, **kwargs)
-    except (OSError, ValueError, KeyError) as err:
+    except (OSError, ValueError, KeyError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        fix = (
-            "set model.trust_remote_code=true"
-            if "trust_remote_code" in str(err)
-            else f"check that model.family={family.name} matches the checkpoint"
-        )
+        if isinstance(err, SafetensorError):
+            fix = "the weights file is corrupt: copy or download the checkpoint again"
+        elif "trust_remote_code" in str(err):
+            fix = "set model.trust_remote_code=true"
+        else:
+            fix = f"check that model.family={family.name} matches the checkpoint"
         raise ModelLoadError(f"could not load model.path={opts.path}: {first}; {fix}") from None
     return HFMaskedLM(
         model.to(device),
