@@ -25,8 +25,6 @@ from __future__ import annotations
 import re
 from fractions import Fraction
 
-STRICT_RULES = ("answer_block", "boxed")
-
 _BOX = re.compile(r"\\(?:boxed|fbox)(?:\s*\{|\s+(?=[^\s{]))")
 _BARE_BOX_ARG = re.compile(r"[^\s$]+")
 _ANSWER_IS = re.compile(r"the (?:final )?answer is\s*:?\s*(.*)", re.IGNORECASE)
