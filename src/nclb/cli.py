@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from nclb.config import GROUPS, config_dir, group_options
 from nclb.errors import UserError, file_system_message
@@ -135,7 +135,7 @@ def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any
     return results
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """Print `error: message` (one line) and exit with status 2 (NCLB_DEBUG=1: re-raise)."""
     print(f"error: {message}", file=sys.stderr)
     if os.environ.get("NCLB_DEBUG"):

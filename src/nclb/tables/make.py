@@ -24,8 +24,9 @@ TABLE_KEYS = ("model", "run", "results", "threads", "allow_dirty")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [key=value ...]
 
-NAME: a grid of configs/grids/ (`nclb table --help` lists them all), or a path to a grid .yaml file. Runs the grid's runs that are not logged yet (skipping those whose
-summary.json has the same resolved config and n), then writes results/NAME.{md,csv,tex} and its
+NAME: a grid of configs/grids/ (listed below), or a path to a grid .yaml file. Runs the grid's
+runs that are not logged yet (skipping those whose summary.json has the same resolved config and
+n), then writes results/NAME.{md,csv,tex} and its
 figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
 batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. threads: torch CPU
 threads (default 1; auto: torch's default, one per core). Outputs come from committed code: with
