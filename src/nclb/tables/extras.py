@@ -13,6 +13,7 @@ import pandas as pd
 from nclb.config import config_dir
 from nclb.errors import UserError
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
+from nclb.tables.front import front_table
 from nclb.tables.grid import Grid, merge_overrides
 from nclb.tables.lmeval_crosscheck import crosscheck_table
 from nclb.tables.runs import canonical
@@ -363,5 +364,9 @@ def correlation_figure(
     return paths + write_outputs(results, stem, table, display.reset_index(drop=True), header)
 
 
-BUILDERS = {"posterior": posterior_table, "correlation": correlation_figure}
+BUILDERS = {
+    "posterior": posterior_table,
+    "correlation": correlation_figure,
+    "front": front_table,
+}
 BUILDERS["lmeval_crosscheck"] = crosscheck_table
