@@ -146,7 +146,8 @@ def crosscheck_table(
         lines.append(
             f"- {label}: `nclb lm-eval` tasks={cfg['tasks']} model={cfg['model']['name']} "
             f"task={cfg['task']['name']} decoder={cfg['decoder']['name']} "
-            f"limit={cfg.get('limit')}; {summary['nclb_scored']} outputs; run folder "
+            f"({'the first ' + str(cfg['limit']) if cfg.get('limit') else 'all'} documents); "
+            f"{summary['nclb_scored']} outputs; run folder "
             f"{outputs['folder']}; code revision {summary.get('git')}"
         )
     if not rows:
