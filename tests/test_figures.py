@@ -9,13 +9,13 @@ from itertools import combinations
 import pandas as pd
 import pytest
 from matplotlib.text import Text
+from matplotlib.transforms import Bbox
 
 from nclb.errors import UserError
 from nclb.tables.extras import draw_correlation, few_outcomes
 from nclb.tables.figures import (
     draw_accuracy_vs_nfe,
     draw_nfe_saved_vs_gamma,
-    marker_boxes,
     pyplot,
 )
 
@@ -62,14 +62,15 @@ def labels(ax) -> list[tuple[str, object]]:
 
 
 def markers(ax) -> list[tuple[int, float, float, str, bool, float]]:
-    """(line index, x px, y px, marker, hollow, size) of every marker drawn in the axes."""
+    """(line index, x px, y px, marker, hollow, radius px) of every marker drawn in the axes."""
     out = []
     for i, line in enumerate(ax.lines):
         if line.get_marker() in (None, "None", "", "_", "|"):  # no marker, or error-bar caps
             continue
         hollow = str(line.get_markerfacecolor()) == "none"
+        radius = line.get_markersize() * ax.figure.dpi / 72 / 2  # pixels
         for x, y in ax.transData.transform(line.get_xydata()):
-            out.append((i, x, y, line.get_marker(), hollow, line.get_markersize()))
+            out.append((i, x, y, line.get_marker(), hollow, radius))
     return out
 
 
@@ -98,9 +99,10 @@ def test_accuracy_vs_nfe_labels_every_point_without_collisions():
     assert "λ=0.05, 0.1, 0.2, 0.4" in text  # the coinciding MED points share one label
     for (ta, a), (tb, b) in combinations(placed, 2):
         assert not a.overlaps(b), f"labels {ta!r} and {tb!r} overlap"
-    points = [(x, y, 5.0) for x, y in zip(PILE_UP.mean_nfe, PILE_UP.accuracy)]
+    drawn = [(x, y, size) for _, x, y, _, _, size in markers(ax)]
+    boxes = [Bbox.from_extents(x - s, y - s, x + s, y + s) for x, y, s in drawn]
     for t, box in placed:
-        assert not any(box.overlaps(m) for m in marker_boxes(ax, points)), f"{t!r} on a marker"
+        assert not any(box.overlaps(m) for m in boxes), f"{t!r} on a marker"
         assert ax.get_window_extent().contains(box.x0, box.y0)
     assert_no_marker_hidden(ax)
     pyplot().close(fig)

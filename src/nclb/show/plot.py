@@ -66,8 +66,9 @@ def panel_title(traj: Trajectory) -> str:
     return f"{traj.label}\nexample {traj.example_id}: NFE {traj.nfe}, {outcome} (prediction {pred}, gold {gold})"
 
 
-def draw_panel(ax, traj: Trajectory, norm, cmap) -> object:
-    """Background states, entropy cells, block/answer/exit marks; returns the entropy image."""
+def draw_panel(ax, traj: Trajectory, norm, cmap, rows: int) -> object:
+    """Background states, entropy cells, block/answer/exit marks, on an axis of `rows` passes
+    (the longest panel's); returns the entropy image."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.ticker import MaxNLocator
@@ -103,14 +104,15 @@ def draw_panel(ax, traj: Trajectory, norm, cmap) -> object:
         )
     if traj.exit_step is not None:
         ax.axhline(traj.exit_step - 0.5, color="tab:red", lw=1.2, ls="--")
+        low = traj.exit_step > rows - 3  # write above the line near the bottom, else below
         ax.annotate(
             f"early exit: pass {traj.exit_step} commits the answer block by argmax",
-            (-0.5, traj.exit_step + 0.5),
-            xytext=(2, -2),
+            (-0.5, traj.exit_step - 0.5),
+            xytext=(2, 3 if low else -3),
             textcoords="offset points",
             fontsize=8,
             color="tab:red",
-            va="top",
+            va="bottom" if low else "top",
         )
     if g <= MAX_TEXT_TICKS:
         ax.set_xticks(range(g))
@@ -124,9 +126,25 @@ def draw_panel(ax, traj: Trajectory, norm, cmap) -> object:
         every = traj.block if traj.block and traj.block < g else 10
         top.set_xticks(range(0, g, every))
         top.tick_params(labelsize=7)
-    ax.set_xlabel("region position (tick: the token there at the end; grey column: pre-filled)")
+    source = "; ".join([f"run folder {traj.run_dir}", *traj.notes])
+    ax.set_xlabel(
+        "region position (tick: the token there at the end; grey column: pre-filled)\n"
+        f"{cut(source, int(ax.figure.get_figwidth() * 20))}",
+        fontsize=9,
+    )
     ax.set_ylabel("forward pass (NFE so far), top to bottom")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_ylim(rows - 0.5, -0.5)
+    if steps < rows:
+        ax.text(
+            (g - 1) / 2,
+            steps,
+            f"done after {steps} forward passes",
+            ha="center",
+            va="top",
+            fontsize=9,
+            color="0.3",
+        )
     ax.set_title(panel_title(traj), fontsize=9)
     return image
 
@@ -187,21 +205,9 @@ def draw(trajs: list[Trajectory]):
     cmap = ListedColormap(plt.get_cmap("plasma")(np.linspace(0, 0.88, 256)))
     norm = entropy_norm(trajs)
     image = None
+    rows = max(t.steps for t in trajs)  # one pass scale: fewer passes look shorter
     for ax, traj in zip(axes[0], trajs):
-        image = draw_panel(ax, traj, norm, cmap)
-        # One pass scale for all panels, so that fewer passes look shorter.
-        rows = max(t.steps for t in trajs)
-        ax.set_ylim(rows - 0.5, -0.5)
-        if traj.steps < rows:
-            ax.text(
-                (traj.gen_length - 1) / 2,
-                traj.steps,
-                f"done after {traj.steps} forward passes",
-                ha="center",
-                va="top",
-                fontsize=9,
-                color="0.3",
-            )
+        image = draw_panel(ax, traj, norm, cmap, rows)
     bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.01, aspect=40)
     bar.set_label(f"entropy at commit (nats, log; <{ENTROPY_FLOOR:g} = bottom)")
     first = trajs[0]
@@ -210,9 +216,6 @@ def draw(trajs: list[Trajectory]):
     fig.legend(
         handles=legend_handles(), loc="outside lower center", ncol=6, fontsize=8, frameon=False
     )
-    notes = sorted({n for t in trajs for n in t.notes})
-    footer = "; ".join(["run folders: " + " | ".join(str(t.run_dir) for t in trajs), *notes])
-    fig.supxlabel(footer, fontsize=6, color="0.4", x=0.01, ha="left")
     return fig
 
 

@@ -201,6 +201,8 @@ def load_trajectory(run_dir: str | Path, example_id: str | None = None) -> Traje
         notes.append("the record has no starting canvas: pre-filled positions inferred")
     text_of = [t or p for t, p in zip(text_of, prefilled_text)]
     sampler = identity.get("sampler") or {}
+    if sampler.get("stop_on_eos"):
+        notes.append("stop_on_eos: positions filled with eos after an early eos are shown masked")
     return Trajectory(
         run_dir=run_dir,
         model=str(model.get("name", "?")),

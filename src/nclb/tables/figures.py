@@ -9,6 +9,7 @@ around its point, with a leader line when it had to move away).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pandas as pd
@@ -259,7 +260,13 @@ def draw_accuracy_vs_nfe(frame: pd.DataFrame, name: str, title: str, footer: str
         labels.append((ax, points))
     finish(fig, title, footer)
     for ax, points in labels:
-        label_points(ax, points)
+        missed = label_points(ax, points)
+        if missed:
+            print(
+                f"warning: figure {name}, {ax.get_title()}: no room for the labels "
+                f"{'; '.join(missed)} (the CSV has every point)",
+                file=sys.stderr,
+            )
     return fig
 
 
