@@ -143,3 +143,13 @@ def test_nclb_run_summary_has_both_verdicts(tmp_path):
     summary = run(compose("config", ["model=tiny", "task=arith", "limit=3", f"out_dir={tmp_path}"]))
     assert summary["verdict"] == "strict" and summary["accuracy"] == summary["accuracy_strict"]
     assert summary["accuracy_lenient"] >= summary["accuracy_strict"]
+
+
+def test_guards_only_run_warns_once_naming_the_gaps(capsys):
+    task = HumanEvalTask(sandbox="guards-only", workers=1)
+    ex = task.examples(limit=1)[0]
+    task.score(ex, ex.meta["canonical_solution"], None)
+    task.score(ex, ex.meta["canonical_solution"], None)
+    task.close()
+    err = capsys.readouterr().err
+    assert err.count("guards-only mode") == 1 and "FileIO" in err
