@@ -179,3 +179,22 @@ def test_bad_input_is_one_line(tmp_path, arith_runs):
         parse_args(["x", "colour=never"])
     with pytest.raises(UserError, match=r"\.png or \.svg"):
         show([arith_runs[0], "text=false", f"out={tmp_path / 'x.jpg'}"])
+
+
+def test_interrupted_run_without_summary_uses_the_canvas(tmp_path):
+    """No summary.json yet (a run still going or killed): the region length and the pre-filled
+    positions come from the record's canvas (mask id 9; position 3 pre-filled)."""
+    steps = [
+        {"positions": [4], "tokens": [5], "entropies": [0.2]},
+        {"positions": [0, 1, 2], "tokens": [1, 2, 3], "entropies": [0.1, 0.3, 0.0]},
+    ]
+    canvas = {"region": [9, 9, 9, 7, 9, 9], "answer": [4, 6]}
+    record = {"id": 7, "correct": False, "nfe": 2, "trajectory": steps, "canvas": canvas}
+    write_run(tmp_path / "run", record)
+    traj = load_trajectory(tmp_path / "run", "7")
+    assert traj.gen_length == 6 and traj.answer == (4, 6)
+    assert traj.prefilled == [False, False, False, True, False, False]
+    assert traj.step_of == [1, 1, 1, None, 0, None]  # position 5 left masked
+    rows = state_grid(traj)
+    assert rows[1] == [MASKED, MASKED, MASKED, PREFILLED, EARLIER, MASKED]
+    assert traj.text_of[3] == "#7"  # no tokenizer for an unknown model: ids

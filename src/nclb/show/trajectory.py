@@ -171,7 +171,8 @@ def load_trajectory(run_dir: str | Path, example_id: str | None = None) -> Traje
     task, model = identity.get("task") or {}, identity.get("model") or {}
     steps = record["trajectory"]
     furthest = max((p for s in steps for p in s.get("positions", [])), default=-1)
-    gen_length = int(task.get("gen_length") or furthest + 1)
+    region = (record.get("canvas") or {}).get("region") or []
+    gen_length = int(task.get("gen_length") or len(region) or furthest + 1)
     if furthest >= gen_length:
         raise UserError(
             f"record {record.get('id')} commits position {furthest}, past the run's "
