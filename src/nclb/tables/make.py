@@ -22,7 +22,7 @@ MAKE_TARGETS = (
 )
 TABLE_KEYS = ("model", "run", "results", "threads", "allow_dirty")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
-                  [key=value ...]
+                  [allow_dirty=true|false] [key=value ...]
 
 NAME: a grid of configs/grids/ (listed below), or a path to a grid .yaml file. Runs the grid's
 runs that are not logged yet (skipping those whose summary.json has the same resolved config and
