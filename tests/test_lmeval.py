@@ -237,3 +237,27 @@ def test_chat_model_foreign_task_goes_through_the_chat_template(tmp_path, monkey
     records = read_records(next((tmp_path / "out").rglob(RECORDS)))
     assert [r["nfe"] for r in records if r["request"] == "generate_until"] == [6, 6, 6]
     assert [r["nfe"] for r in records if r["request"] == "loglikelihood"] == [3]
+
+
+def test_sweep_runs_each_combination(tmp_path, capsys) -> None:
+    cli.main(
+        [
+            "lm-eval",
+            "-m",
+            "tasks=nclb_arith",
+            *TINY,
+            "lam=0.0,0.5",
+            "limit=2",
+            f"out_dir={tmp_path}",
+        ]
+    )
+    folders = sorted(p.parent for p in tmp_path.rglob(SUMMARY))
+    assert len(folders) == 2
+    assert [len(read_records(f / RECORDS)) for f in folders] == [2, 2]
+    assert capsys.readouterr().out.count("nclb's own scorer") == 2
+
+
+def test_help_lists_the_lm_eval_keys(capsys) -> None:
+    cli.main(["lm-eval", "--help"])
+    text = capsys.readouterr().out
+    assert "usage: nclb lm-eval" in text and "  mc_samples=32" in text and "  tasks=" in text

@@ -278,10 +278,14 @@ def trace_score_command(argv: list[str]) -> None:
 
 
 def lm_eval_command(argv: list[str]) -> None:
-    """`nclb lm-eval`: lm-eval's simple_evaluate with nclb's sampler as the model."""
+    """`nclb lm-eval`: lm-eval's simple_evaluate with nclb's sampler as the model (with -m,
+    each combination of the sweep in turn)."""
     from nclb.lmeval.command import lm_eval_command as evaluate
 
-    evaluate(argv)
+    overrides = [a for a in argv if a not in ("-m", "--multirun")]
+    sweep = len(overrides) < len(argv)
+    for combo in expand_sweeps(overrides) if sweep else [overrides]:
+        evaluate(combo)
 
 
 def show_command(argv: list[str]) -> None:
@@ -338,6 +342,17 @@ HELP = {
         "score partial reasoning traces by log p(gold answer | prompt, trace prefix) and relate "
         "them to final correctness (Figure 4); writes scores.csv and correlations.csv.",
         [],
+    ),
+    "lm-eval": (
+        "lm_eval",
+        "evaluate lm-evaluation-harness tasks with nclb's sampler as the model (needs pip install "
+        "'nclb[lmeval]'); records.jsonl, summary.json and lm-eval's results JSON in one run "
+        "folder; the same command again resumes. Every `nclb run` key applies too.",
+        [
+            "nclb lm-eval tasks=nclb_gsm8k model=reference decoder=med lam=0.2",
+            "nclb lm-eval tasks=nclb_arith model=tiny decoder=med lam=0.2 limit=50",
+            "nclb lm-eval tasks=arc_easy task=gsm8k task.template=plain model=llada",
+        ],
     ),
 }
 

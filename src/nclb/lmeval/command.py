@@ -25,18 +25,6 @@ from nclb.runlog import SUMMARY, git_revision, write_json_atomic
 
 RESULTS = "lm_eval_results.json"
 SAMPLES = "lm_eval_samples.jsonl"
-USAGE = """usage: nclb lm-eval tasks=NAME[,...] [model=...] [task=...] [decoder=...] [key=value ...]
-
-Evaluates nclb's sampler as an lm-evaluation-harness model (needs: pip install 'nclb[lmeval]').
-tasks: lm-eval task names; nclb's local ones (configs/lm_eval/, offline data): nclb_arith,
-nclb_gsm8k, nclb_math500. Any `nclb run` key works (model, task, decoder, lam, k, gamma, block,
-gen_length, temperature, limit, batch_size, seed, device, out_dir, resume), plus num_fewshot,
-mc_samples (MDLM likelihood samples) and include_path (more task YAMLs); configs/lm_eval.yaml.
-
-examples:
-  nclb lm-eval tasks=nclb_arith model=tiny decoder=med lam=0.2 limit=50
-  nclb lm-eval tasks=nclb_gsm8k model=reference decoder=med lam=0.2
-  nclb lm-eval tasks=[nclb_gsm8k] model=llada decoder=med lam=0.2 gamma=0.1 batch_size=16"""
 
 
 def task_manager(options: HarnessOptions) -> Any:
@@ -222,10 +210,7 @@ def report(summary: dict[str, Any]) -> str:
 
 
 def lm_eval_command(argv: list[str]) -> None:
-    """Entry of `nclb lm-eval` (for nclb.cli.COMMANDS)."""
-    if argv and argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
-        return
+    """`nclb lm-eval key=value ...` (nclb.cli handles --help and -m)."""
     flags = [a for a in argv if a.startswith("-")]
     if flags:
         raise UserError(f"nclb lm-eval takes key=value overrides only, not {flags[0]}")
