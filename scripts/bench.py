@@ -1,6 +1,7 @@
-"""`make bench`: examples/s and tokens/s at batch 1, 8, 64, the sampler's own time per step as a
-fraction of the forward pass, and NFE per decoder, on the embedded tiny model; writes
-results/bench.md (see nclb.bench for how each number is measured)."""
+"""`make bench`: examples/s and tokens/s at batch 1, 8, 64, and per decoder at batch 64 the NFE,
+occupancy, wall / NFE ratio against k=1 and the sampler's share of step time, with and without
+continuous batching, on the embedded tiny model; writes results/bench.md (see nclb.bench for
+how each number is measured)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,7 @@ import torch
 from nclb.bench import (
     BATCH_SIZES,
     DECODERS,
+    REFERENCE,
     load_workload,
     machine,
     measure,
@@ -29,7 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="tiny")
     parser.add_argument("--task", default="arith")
-    parser.add_argument("--n", type=int, default=64, help="examples per measurement")
+    parser.add_argument("--n", type=int, default=500, help="examples per measurement")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default="results/bench.md")
@@ -40,10 +42,9 @@ def main(argv: list[str] | None = None) -> None:
     work = load_workload(args.model, args.task, args.n, args.device)
     meta = machine(work.model)
     warm_up(work)
-    base = ["decoder=ktoken", "k=1"]
     throughput = []
     for size in BATCH_SIZES:
-        m = measure(work, "k=1", base, size)
+        m = measure(work, REFERENCE, DECODERS[REFERENCE], size)
         print(
             f"batch {size:>3}: {m.examples_per_s:7.2f} ex/s {m.tokens_per_s:8.1f} tok/s "
             f"sampler {m.overhead_of_step:6.1%} of step",
@@ -52,9 +53,18 @@ def main(argv: list[str] | None = None) -> None:
         throughput.append(m)
     decoders = []
     for label, overrides in DECODERS.items():
-        m = measure(work, label, overrides, BATCH_SIZES[-1])
-        print(f"{label:>26}: NFE {m.nfe / m.examples:6.1f} acc {m.correct / m.examples:.3f}")
-        decoders.append(m)
+        for continuous in (True, False):
+            if label == REFERENCE and continuous:
+                m = throughput[-1]  # the same measurement as batch 64 above
+            else:
+                m = measure(work, label, overrides, BATCH_SIZES[-1], continuous)
+            print(
+                f"{label:>26} {m.mode:>10}: NFE {m.mean_nfe:6.1f} acc "
+                f"{m.correct / m.examples:.3f} occupancy {m.occupancy:.3f} "
+                f"{m.examples_per_s:7.1f} ex/s sampler {m.overhead_of_step:6.1%}",
+                flush=True,
+            )
+            decoders.append(m)
     notes = list(args.note)
     if hasattr(os, "getloadavg"):
         load = os.getloadavg()[0]
@@ -72,7 +82,7 @@ def main(argv: list[str] | None = None) -> None:
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print("\n".join(verdict(throughput)))
+    print("\n".join(verdict(throughput, decoders)))
     print(f"wrote {out}")
 
 

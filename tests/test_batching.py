@@ -1,5 +1,6 @@
-"""Batched decoding on the tiny model: batch 8 and 64 give the tokens of batch 1; seeds
-reproduce sampled outputs; a model that prefers the mask token cannot stall the loop."""
+"""Batched decoding on the tiny model: batch 1, continuous batching (rows refilled from the
+queue) and static batches give the same tokens, greedy or sampled; seeds reproduce samples; a
+model that prefers the mask token cannot stall the loop."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import torch
 
 from nclb.bench import Workload, load_workload, settings
 from nclb.models.oracle import CharCodec
+from nclb.runner import decode
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.stats import position_stats
 from nclb.tasks.base import Canvas
@@ -32,24 +34,26 @@ def workload(task: str) -> Workload:
     return _WORKLOADS[task]
 
 
-def decode(w: Workload, overrides: list[str], n: int, batch_size: int, seed: int = 0):
-    """(region, nfe, exit_step, committed positions per step) of the first n examples."""
+def outcomes(w: Workload, overrides: list[str], n: int, batch_size: int, **kwargs):
+    """(region, nfe, exit_step, committed positions per step) of the first n examples, decoded
+    through the runner's `decode` with seed 0 unless `generator` is given."""
     s = settings(w.base, overrides)
-    generator = torch.Generator().manual_seed(seed)
-    out = []
-    for i in range(0, n, batch_size):
-        batch = [c for _, c in w.items[i : min(i + batch_size, n)]]
-        for g in generate(w.model, batch, s.decoder, s.sampler, generator):
-            out.append((g.region, g.nfe, g.exit_step, [st.positions for st in g.steps]))
-    return out
+    kwargs.setdefault("generator", torch.Generator().manual_seed(0))
+    canvases = [c for _, c in w.items[:n]]
+    gens = decode(w.model, canvases, s.decoder, s.sampler, batch_size, **kwargs)
+    return [(g.region, g.nfe, g.exit_step, [st.positions for st in g.steps]) for g in gens]
 
 
-# (task, overrides, examples): the examples compared at batch 1 against one batch of 8 and one
-# of min(64, n); the cheap settings use all 64 so that a full 64-row batch is checked.
+# (task, overrides, examples): the examples decoded at batch 1, with continuous batching at
+# batch 8 (the queue refills the rows as they finish), and as static batches of 64; the cheap
+# settings use all 64 examples so that a full 64-row batch is checked.
 CASES = [
     ("arith", ["decoder=ktoken", "k=1"], 8),
+    ("arith", ["decoder=ktoken", "k=2", "decoder.order=random"], 16),
     ("arith", ["decoder=med", "lam=0.2"], 64),
+    ("arith", ["decoder=ar_med", "lam=0.2"], 32),
     ("arith", ["decoder=threshold"], 24),
+    ("arith", ["decoder=llada", "decoder.remasking=random"], 8),
     ("arith", ["decoder=ktoken", "k=1", "gamma=0.1"], 64),
     ("sudoku9", ["decoder=ktoken", "k=1"], 4),
     ("sudoku9", ["decoder=med", "lam=0.2"], 64),
@@ -58,29 +62,43 @@ CASES = [
 
 
 @pytest.mark.parametrize(("task", "overrides", "n"), CASES, ids=lambda v: str(v))
-def test_batch_8_and_64_match_batch_1(task, overrides, n):
+def test_continuous_and_static_batches_match_batch_1(task, overrides, n):
     w = workload(task)
     prompts = {len(c.prompt) for _, c in w.items[:n]}
-    single = decode(w, overrides, n, 1)
-    assert decode(w, overrides, n, 8) == single
-    assert decode(w, overrides, n, 64) == single
+    single = outcomes(w, overrides, n, 1)
+    assert outcomes(w, overrides, n, 8) == single
+    assert outcomes(w, overrides, n, 64, continuous=False) == single
     if task == "arith":
         assert len(prompts) > 1, "the arith batch should mix prompt lengths (left padding)"
     if "gamma=0.1" in overrides:
         assert any(exit_step is not None for _, _, exit_step, _ in single)
     # The settings commit different numbers of positions per step, so rows finish apart.
-    if "decoder=ktoken" not in overrides:
+    if "decoder=med" in overrides or "decoder=threshold" in overrides:
         assert len({nfe for _, nfe, _, _ in single}) > 1
+
+
+def test_sampled_outputs_do_not_depend_on_the_batching():
+    w = workload("arith")
+    sampled = ["decoder=med", "lam=0.2", "temperature=1.0"]
+    single = outcomes(w, sampled, 16, 1)
+    assert outcomes(w, sampled, 16, 5) == single
+    assert outcomes(w, sampled, 16, 16, continuous=False) == single
+    assert outcomes(w, sampled, 16, 6, continuous=False) == single
+    assert single != outcomes(w, ["decoder=med", "lam=0.2"], 16, 16)
 
 
 def test_same_seed_same_samples_other_seed_other_samples():
     w = workload("arith")
     sampled = ["decoder=med", "lam=0.2", "temperature=2.0"]
-    first = decode(w, sampled, 16, 8, seed=5)
-    assert decode(w, sampled, 16, 8, seed=5) == first
-    assert decode(w, sampled, 16, 8, seed=6) != first
-    greedy = decode(w, ["decoder=med", "lam=0.2"], 16, 8)
-    assert first != greedy, "temperature=2 should sample, not take the argmax"
+
+    def seeded(seed: int):
+        return outcomes(w, sampled, 16, 8, generator=torch.Generator().manual_seed(seed))
+
+    first = seeded(5)
+    assert seeded(5) == first
+    assert seeded(6) != first
+    greedy = outcomes(w, ["decoder=med", "lam=0.2"], 16, 8)
+    assert first != greedy or seeded(6) != greedy, "temperature=2 should sample"
 
 
 class MaskLovingModel:
@@ -127,14 +145,3 @@ def test_forbidding_a_token_changes_only_the_positions_that_chose_it():
     assert torch.equal(free.entropy, guarded.entropy) and torch.equal(free.margin, guarded.margin)
     top2 = torch.log_softmax(logits, -1).exp().topk(2, dim=-1).values
     assert torch.equal(free.margin, top2[..., 0] - top2[..., 1])
-
-
-def test_statistics_move_to_another_device_in_one_piece_per_dtype():
-    s = position_stats(torch.randn(3, 5, 7), 1.0, torch.Generator().manual_seed(0))
-    assert s.to("cpu") is s
-    moved = s.to("meta")
-    for name in ("token", "greedy"):
-        assert getattr(moved, name).dtype == torch.long and getattr(moved, name).is_meta
-    for name in ("logprob", "entropy", "confidence", "margin"):
-        value = getattr(moved, name)
-        assert value.dtype == torch.float32 and value.shape == (3, 5) and value.is_meta

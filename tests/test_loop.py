@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 from conftest import FixedLogitsModel
 from nclb.errors import UserError
@@ -201,3 +202,128 @@ def test_infilling_template_and_posterior_prefill():
 def test_sampler_config_validation(kwargs, key):
     with pytest.raises(UserError, match=key):
         SamplerConfig(**kwargs)
+
+
+def mixed_canvases(model) -> list[Canvas]:
+    """Oracle canvases that need 1 to 6 passes, with prompts of 0 to 3 tokens."""
+    m = model.mask_id
+    regions = [
+        [m] * 6,
+        [0, m, m, m, m, 0],
+        [0, 1, 2, 2, 1, m],
+        [m, 2, m, m, m, m],
+        [1, m] + [m] * 4,
+    ]
+    return [Canvas([0] * (i % 4), regions[i % len(regions)]) for i in range(23)]
+
+
+def counting_rows(model) -> list[int]:
+    """Wrap the model's logits so that the rows of every pass are appended to the list."""
+    rows, inner = [], model.logits
+
+    def counting(ids, attention_mask=None):
+        rows.append(ids.shape[0])
+        return inner(ids, attention_mask)
+
+    model.logits = counting
+    return rows
+
+
+@pytest.mark.parametrize("name", ["ktoken", "med", "ar_med", "threshold", "llada"])
+def test_continuous_batching_gives_the_tokens_of_batch_1_and_keeps_rows_full(name):
+    model = OracleModel(palindrome_joint(seed=4))
+    canvases = mixed_canvases(model)
+    dec = build_decoder(name)
+    cfg = SamplerConfig(block=3)
+    single = [generate(model, [c], dec, cfg)[0] for c in canvases]
+    rows = counting_rows(model)
+    finished: list[int] = []
+    gens = generate(model, canvases, dec, cfg, None, lambda i, g: finished.append(i), 4)
+    assert [(g.region, g.nfe, [s.positions for s in g.steps]) for g in gens] == [
+        (g.region, g.nfe, [s.positions for s in g.steps]) for g in single
+    ]
+    assert sorted(finished) == list(range(len(canvases)))
+    assert finished != sorted(finished), "rows finish apart, so they are reported out of order"
+    # Every pass is full (4 rows) until the queue runs dry; then the batch only drains.
+    assert sum(rows) == sum(g.nfe for g in single)
+    drain = next(i for i, r in enumerate(rows) if r < 4)
+    assert all(r == 4 for r in rows[:drain])
+    assert rows[drain:] == sorted(rows[drain:], reverse=True)
+    assert len(rows) - drain < max(g.nfe for g in single)
+
+
+def test_continuous_batching_with_early_exit_matches_batch_1():
+    model = sharpening_model()
+    canvases = [canvas(model) for _ in range(5)]
+    dec = build_decoder("ktoken", k=1, order="left_to_right")
+    for gamma in (exit_stats("mean")[2], None):
+        cfg = SamplerConfig(block=REASONING, gamma=gamma)
+        single = [generate(model, [c], dec, cfg)[0] for c in canvases]
+        batched = generate(model, canvases, dec, cfg, batch_size=2)
+        assert [(g.region, g.nfe, g.exit_step) for g in batched] == [
+            (g.region, g.nfe, g.exit_step) for g in single
+        ]
+        assert (single[0].exit_step is not None) == (gamma is not None)
+
+
+def test_a_canvas_with_nothing_masked_finishes_without_a_pass():
+    model = OracleModel(palindrome_joint())
+    m = model.mask_id
+    canvases = [Canvas([], [0, 1, 2, 2, 1, 0]), Canvas([], [0, m, 2, 2, 1, 0])]
+    rows = counting_rows(model)
+    gens = generate(model, canvases, build_decoder("ktoken"), SamplerConfig(block=6), None, None, 1)
+    assert [g.nfe for g in gens] == [0, 1] and gens[0].region == [0, 1, 2, 2, 1, 0]
+    assert rows == [1]
+
+
+class HostReads(TorchDispatchMode):
+    """Counts the operations that make the host wait for a device: reading a value
+    (item, bool, tolist), nonzero, and boolean-mask indexing."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        name = func.overloadpacket.__name__
+        bool_index = name == "index" and any(
+            isinstance(i, torch.Tensor) and i.dtype == torch.bool for i in args[1]
+        )
+        if name in ("_local_scalar_dense", "nonzero", "masked_select") or bool_index:
+            self.count += 1
+        return func(*args, **kwargs)
+
+
+def test_a_step_reads_one_flag_vector_from_the_device(monkeypatch):
+    model = OracleModel(palindrome_joint(seed=4))
+    canvases = mixed_canvases(model)
+    reads = HostReads()
+    per_pass: list[int] = []
+    inner_tolist = torch.Tensor.tolist
+
+    def tolist(self):
+        reads.count += 1
+        return inner_tolist(self)
+
+    inner = model.logits
+
+    def logits(ids, attention_mask=None):
+        per_pass.append(reads.count)
+        reads.count = 0
+        return inner(ids, attention_mask)
+
+    model.logits = logits
+    monkeypatch.setattr(torch.Tensor, "tolist", tolist)
+    cfg = SamplerConfig(block=3, temperature=1.0, gamma=0.5)
+    finishing: set[int] = set()  # the passes after which rows finished
+
+    def done(index, gen):
+        finishing.add(len(per_pass) - 1)
+
+    with reads:
+        generate(model, canvases, build_decoder("med", lam=0.5), cfg, torch.Generator(), done, 4)
+    per_pass = per_pass[1:] + [reads.count]  # reads made after each pass, up to the next one
+    # One read per step (the finished flags), one more when rows finish (their results).
+    assert per_pass == [1 + (i in finishing) for i in range(len(per_pass))]
+    assert 0 < len(finishing) < len(per_pass)

@@ -1,4 +1,5 @@
-"""Data-parallel runs: two torchrun processes on gloo give the records of one process."""
+"""Data-parallel runs: two torchrun processes on gloo give the records of one process, sampled
+outputs included (each example's random stream depends only on the seed and its id)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from nclb.cli import compose
 from nclb.config import resolve
 from nclb.runlog import RECORDS, SUMMARY, RecordWriter, read_records
 from nclb.runner import run
-from nclb.sharding import Shard, consolidate, shard_file
+from nclb.sharding import Shard, consolidate, shard_file, shard_files
 from nclb.tasks.registry import build_task
 
 ARGS = [
@@ -20,6 +21,7 @@ ARGS = [
     "decoder=med",
     "lam=0.2",
     "gamma=0.1",
+    "temperature=2.0",
     "device=cpu",
 ]
 TIMING = ("seconds",)
@@ -37,7 +39,7 @@ def test_two_gloo_processes_match_one_process(tmp_path):
     done = subprocess.run(cmd, cwd=tmp_path, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     [folder] = [p.parent for p in sharded.rglob(SUMMARY)]
-    assert not list(folder.glob("records.rank*.jsonl")), "rank files should be merged away"
+    assert not shard_files(folder), "rank files should be merged away"
     summary = json.loads((folder / SUMMARY).read_text())
     assert summary["processes"] == {"world_size": 2, "decoded_per_rank": [5, 5]}
 
@@ -73,7 +75,10 @@ def test_leftover_rank_files_are_folded_in_once(tmp_path):
     r1.close()
     assert consolidate(tmp_path) == 2
     assert [r["id"] for r in read_records(tmp_path / RECORDS)] == ["ex0", "ex1", "ex2", "ex3"]
-    assert not list(tmp_path.glob("records.rank*.jsonl"))
+    assert not shard_files(tmp_path)
+    # The torn line was set aside beside the rank file by the reader, and stays there.
+    [side] = tmp_path.glob("records.rank0.set-aside-*.jsonl")
+    assert '"ex9"' in side.read_text()
     assert consolidate(tmp_path) == 0
 
 

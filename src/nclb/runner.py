@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,8 @@ from nclb.runlog import (
     set_aside_stale_records,
     write_json_atomic,
 )
-from nclb.sampler import Generation, generate
+from nclb.sampler import Decoder, Generation, SamplerConfig, generate
+from nclb.sampler.streams import stream_id
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.registry import build_task
 from nclb.tasks.scoring_pool import ScoringPool, scoring_workers
@@ -46,6 +48,58 @@ def batches(items: list[tuple[Example, Canvas]], size: int, same_prompt_length: 
         groups.setdefault(len(item[1].prompt), []).append(item)
     for group in groups.values():
         yield from batches(group, size, False)
+
+
+def decode(
+    model: MaskedLM,
+    canvases: list[Canvas],
+    decoder: Decoder,
+    sampler: SamplerConfig,
+    batch_size: int,
+    *,
+    generator: torch.Generator | None = None,
+    streams: list[int] | None = None,
+    on_done: Callable[[int, Generation], None] | None = None,
+    continuous: bool = True,
+) -> list[Generation]:
+    """Decode every canvas with at most `batch_size` rows in flight; returns the generations in
+    canvas order and calls `on_done(index, generation)` as each finishes.
+
+    continuous: finished rows are replaced from the queue at once (continuous batching); False
+    decodes consecutive batches of `batch_size`, each to its last row. A model that cannot pad
+    (LLaDA) gets one queue per prompt length. streams: one random stream id per canvas
+    (`stream_id(seed, example id)`); without them they are derived from one draw of
+    `generator`. Either way a canvas's samples do not depend on the batching.
+    """
+    if streams is None:
+        base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        streams = [stream_id(base, i) for i in range(len(canvases))]
+    queues: list[list[int]] = [list(range(len(canvases)))]
+    if not getattr(model, "supports_padding", True):
+        by_length: dict[int, list[int]] = {}
+        for i, c in enumerate(canvases):
+            by_length.setdefault(len(c.prompt), []).append(i)
+        queues = list(by_length.values())
+    if not continuous:
+        queues = [q[i : i + batch_size] for q in queues for i in range(0, len(q), batch_size)]
+    out: list[Generation | None] = [None] * len(canvases)
+    for queue in queues:
+
+        def done(j: int, gen: Generation, queue: list[int] = queue) -> None:
+            out[queue[j]] = gen
+            if on_done is not None:
+                on_done(queue[j], gen)
+
+        generate(
+            model,
+            [canvases[i] for i in queue],
+            decoder,
+            sampler,
+            on_done=done,
+            batch_size=batch_size,
+            streams=[streams[i] for i in queue],
+        )
+    return out
 
 
 def make_record(
@@ -146,11 +200,13 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
     if shard is not None:
         todo = shard.split(todo)
-    generator = torch.Generator().manual_seed(s.seed + (shard.rank if shard is not None else 0))
+    # Each example's random stream depends on the seed and its id only (not on the batch,
+    # the order, a resume or the shard), so sampled outputs are reproducible.
+    streams = [stream_id(s.seed, ex.id) for ex, _ in todo]
     writer = RecordWriter(shard.records_path(folder) if shard is not None else folder / RECORDS)
     start = time.perf_counter()
     new: list[dict[str, Any]] = []
-    same_length = not getattr(model, "supports_padding", True)
+    correct = sum(r["correct"] for r in done)
     try:
         quiet = shard is not None and not shard.leader  # one progress bar: rank 0's
         with tqdm(
@@ -158,36 +214,42 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         ) as bar:
 
             def write(record: dict[str, Any]) -> None:
+                nonlocal correct
                 writer.write(record)
                 new.append(record)
+                correct += record["correct"]
+                bar.set_postfix(acc=f"{correct / (len(done) + len(new)):.3f}", refresh=False)
                 bar.update(1)
 
             # Slow scorers (HumanEval's sandbox) score beside the decode loop; records are
             # still written in order (docs/scoring.md).
             scoring = ScoringPool(scoring_workers(task), write)
+
+            def log(index: int, gen: Generation) -> None:
+                ex, canvas = todo[index]
+                kl = None
+                if kl_opts.kl:
+                    kl = kl_record(model, canvas, gen, s.sampler.temperature, kl_opts)
+
+                def make() -> dict[str, Any]:
+                    record = make_record(
+                        ex, canvas, gen, task, model, gen.seconds, s.log_trajectory
+                    )
+                    return record if kl is None else {**record, "kl": kl}
+
+                scoring.submit(make)
+
+            canvases = [c for _, c in todo]
             try:
-                for batch in batches(todo, s.batch_size, same_length):
-                    t0 = time.perf_counter()
-
-                    def log(index: int, gen: Generation, batch=batch, t0=t0) -> None:
-                        ex, canvas = batch[index]
-                        seconds = time.perf_counter() - t0
-                        kl = None
-                        if kl_opts.kl:
-                            kl = kl_record(model, canvas, gen, s.sampler.temperature, kl_opts)
-
-                        def make() -> dict[str, Any]:
-                            record = make_record(
-                                ex, canvas, gen, task, model, seconds, s.log_trajectory
-                            )
-                            return record if kl is None else {**record, "kl": kl}
-
-                        scoring.submit(make)
-
-                    generate(model, [c for _, c in batch], s.decoder, s.sampler, generator, log)
-                    if new:
-                        acc = sum(r["correct"] for r in done + new) / len(done + new)
-                        bar.set_postfix(acc=f"{acc:.3f}")
+                decode(
+                    model,
+                    canvases,
+                    s.decoder,
+                    s.sampler,
+                    s.batch_size,
+                    streams=streams,
+                    on_done=log,
+                )
             finally:
                 scoring.close()  # every record scored so far is written, even on Ctrl-C
     except KeyboardInterrupt:

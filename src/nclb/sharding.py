@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -25,7 +26,7 @@ from typing import Any, TypeVar
 from nclb.runlog import RECORDS, RecordWriter, read_records
 
 T = TypeVar("T")
-SHARD_GLOB = "records.rank*.jsonl"
+SHARD_NAME = re.compile(r"records\.rank\d+\.jsonl")
 # Ranks wait at a barrier for the slowest one; torchrun stops them all if one fails.
 TIMEOUT = dt.timedelta(hours=int(os.environ.get("NCLB_DIST_TIMEOUT_HOURS", "72")))
 
@@ -35,10 +36,15 @@ def shard_file(folder: Path, rank: int) -> Path:
     return folder / f"records.rank{rank}.jsonl"
 
 
+def shard_files(folder: Path) -> list[Path]:
+    """The rank files in `folder` (not the side files that reading them may set beside them)."""
+    return sorted(p for p in folder.glob("records.rank*.jsonl") if SHARD_NAME.fullmatch(p.name))
+
+
 def consolidate(folder: Path) -> int:
     """Move the complete records of leftover rank files into records.jsonl (skipping ids already
     there), then delete the rank files. Returns how many records were moved."""
-    leftovers = sorted(folder.glob(SHARD_GLOB))
+    leftovers = shard_files(folder)
     if not leftovers:
         return 0
     seen = {r["id"] for r in read_records(folder / RECORDS)}
@@ -95,7 +101,7 @@ class Shard:
             if resume:
                 consolidate(folder)
             else:
-                for path in [folder / RECORDS, *folder.glob(SHARD_GLOB)]:
+                for path in [folder / RECORDS, *shard_files(folder)]:
                     path.unlink(missing_ok=True)
         self.barrier()
 

@@ -1,10 +1,19 @@
-"""The sampler loop, written once: one forward pass per step, a policy picks what to commit."""
+"""The sampler loop, written once: one forward pass per step, a policy picks what to commit.
+
+Continuous batching: at most `batch_size` rows are in flight; when rows finish, canvases from the
+queue take their places (every row re-padded to the widest prompt in flight), so each forward
+pass is full until the queue runs dry. Everything a step computes (statistics, the decoder's
+choice, commits, the exit test, the trajectory) stays on the model's device; the host reads one
+small flag vector per step, and each finished row's data once.
+"""
 
 from __future__ import annotations
 
 import functools
+import time
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 
 import torch
 
@@ -12,6 +21,7 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.sampler.decoders import Decoder, StepView
 from nclb.sampler.stats import PositionStats, position_stats
+from nclb.sampler.streams import ORDER, TOKEN, row_keys, stream_id, uniforms
 from nclb.tasks.base import Canvas
 
 EXIT_STATS = ("mean", "max")
@@ -60,21 +70,28 @@ class StepRecord:
 
 @dataclass
 class Generation:
-    """The outcome for one canvas."""
+    """The outcome for one canvas; `seconds`: wall time from entering the batch to finishing."""
 
     region: list[int]
     nfe: int = 0
     steps: list[StepRecord] = field(default_factory=list)
     exit_step: int | None = None
+    seconds: float = 0.0
 
 
 def left_pad(canvases: list[Canvas], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
     """Stack canvases as [pad.. prompt region] ids with a bool attention mask; returns the
     prompt width P so that the region of every row starts at column P."""
+    return _left_pad(canvases, pad_id, max(len(c.prompt) for c in canvases))
+
+
+def _left_pad(
+    canvases: list[Canvas], pad_id: int, width: int
+) -> tuple[torch.Tensor, torch.Tensor, int]:
+    """`left_pad` to a given prompt width (at least the longest prompt)."""
     lengths = {len(c.region) for c in canvases}
     if len(lengths) != 1:
         raise ValueError(f"canvases in one batch need one region length, got {sorted(lengths)}")
-    width = max(len(c.prompt) for c in canvases)
     rows, masks = [], []
     for c in canvases:
         pad = width - len(c.prompt)
@@ -95,7 +112,7 @@ def answer_masks(canvases: list[Canvas], gen_length: int) -> torch.Tensor:
 def active_window(masked: torch.Tensor, block: int) -> tuple[torch.Tensor, torch.Tensor]:
     """The block index holding each row's leftmost mask, and the bool [B, G] window mask."""
     g = masked.shape[1]
-    pos, pos_block = _positions(g, block)
+    pos, pos_block = _positions(g, block, masked.device)
     first = pos.masked_fill(~masked, g).min(dim=1).values
     index = first // block
     window = pos_block == index.unsqueeze(1)
@@ -103,9 +120,9 @@ def active_window(masked: torch.Tensor, block: int) -> tuple[torch.Tensor, torch
 
 
 @functools.lru_cache(maxsize=64)
-def _positions(g: int, block: int) -> tuple[torch.Tensor, torch.Tensor]:
+def _positions(g: int, block: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
     """Region offsets [G] and their block indices [1, G] (cached; never written to)."""
-    pos = torch.arange(g)
+    pos = torch.arange(g, device=device)
     return pos, (pos // block).unsqueeze(0)
 
 
@@ -118,50 +135,307 @@ def exit_statistic(entropy: torch.Tensor, answer_masked: torch.Tensor, how: str)
     return stat.masked_fill(~answer_masked.any(1), float("inf"))
 
 
-def record_steps(
-    gens: list[Generation],
-    rows: list[int],
-    step: int,
-    commit: torch.Tensor,
-    tokens: torch.Tensor,
-    s: PositionStats,
-    exiting: torch.Tensor,
-) -> None:
-    """Count one forward pass for each of `rows` and append the positions each committed
-    (`commit` [R, G]) to its trajectory; the batch is read in one pass, not row by row."""
-    where = commit.nonzero()
-    r, pos = where[:, 0], where[:, 1]
-    positions, counts = pos.tolist(), commit.sum(1).tolist()
-    toks = tokens[r, pos].tolist()
-    logprobs, entropies = s.logprob[r, pos].tolist(), s.entropy[r, pos].tolist()
-    start = 0
-    for row, n, exited in zip(rows, counts, exiting.tolist()):
-        gen, end = gens[row], start + n
-        gen.nfe += 1
-        gen.steps.append(
-            StepRecord(
-                step=step,
-                positions=positions[start:end],
-                tokens=toks[start:end],
-                logprobs=logprobs[start:end],
-                entropies=entropies[start:end],
-                early_exit=exited,
-            )
-        )
-        if exited:
-            gen.exit_step = step
-        start = end
-
-
 def fill_after_eos(
-    region: torch.Tensor, masked: torch.Tensor, answer: torch.Tensor, eos_ids: tuple[int, ...]
+    region: torch.Tensor, masked: torch.Tensor, answer: torch.Tensor, eos: torch.Tensor
 ) -> torch.Tensor:
-    """Bool [B, G]: masked non-answer positions after a committed eos that has no mask before it."""
-    is_eos = torch.isin(region, torch.tensor(eos_ids)) & ~masked & ~answer
+    """Bool [B, G]: masked non-answer positions after a committed eos (an id in `eos`, a long
+    tensor on the region's device) that has no mask before it."""
+    is_eos = torch.isin(region, eos) & ~masked & ~answer
     mask_before = masked.cumsum(1) > 0
     closing = is_eos & ~mask_before
     after = closing.cumsum(1) > 0
     return after & masked & ~answer
+
+
+@dataclass
+class Rows:
+    """The rows in flight, on the model's device: row j decodes canvas `index[j]`.
+
+    ids, attn: [R, width + G] left-padded prompt and region, True on real tokens.
+    answer: bool [R, G], the answer block. block_index, block_step, block_masked: [R], the
+    active window's index, the passes spent in it, its masked positions when it became active.
+    nfe: [R] forward passes so far (the row's own step counter). keys: [R, 2] random stream
+    keys (nclb.sampler.streams). Trajectory, one entry per region position (a position is
+    committed once): commit_step (-1: not committed by the loop), commit_token, commit_logprob,
+    commit_entropy [R, G]; exit_step [R] (-1: no early exit).
+    """
+
+    ids: torch.Tensor
+    attn: torch.Tensor
+    answer: torch.Tensor
+    block_index: torch.Tensor
+    block_step: torch.Tensor
+    block_masked: torch.Tensor
+    nfe: torch.Tensor
+    keys: torch.Tensor
+    commit_step: torch.Tensor
+    commit_token: torch.Tensor
+    commit_logprob: torch.Tensor
+    commit_entropy: torch.Tensor
+    exit_step: torch.Tensor
+    index: list[int]
+    prompt_lengths: list[int]
+    started: list[float]
+    width: int
+
+    @staticmethod
+    def build(
+        canvases: list[Canvas],
+        index: list[int],
+        streams: list[int],
+        pad_id: int,
+        width: int,
+        device: torch.device,
+    ) -> Rows:
+        """Fresh rows for `canvases` (canvas numbers `index`), padded to prompt `width`."""
+        ids, attn, _ = _left_pad(canvases, pad_id, width)
+        n, g = len(canvases), len(canvases[0].region)
+
+        def filled(value: float, dtype: torch.dtype, *shape: int) -> torch.Tensor:
+            return torch.full((n, *shape), value, dtype=dtype, device=device)
+
+        return Rows(
+            ids=ids.to(device),
+            attn=attn.to(device),
+            answer=answer_masks(canvases, g).to(device),
+            block_index=filled(-1, torch.long),
+            block_step=filled(0, torch.long),
+            block_masked=filled(0, torch.long),
+            nfe=filled(0, torch.long),
+            keys=row_keys(streams, device),
+            commit_step=filled(-1, torch.long, g),
+            commit_token=filled(-1, torch.long, g),
+            commit_logprob=filled(0.0, torch.float32, g),
+            commit_entropy=filled(0.0, torch.float32, g),
+            exit_step=filled(-1, torch.long),
+            index=list(index),
+            prompt_lengths=[len(c.prompt) for c in canvases],
+            started=[time.perf_counter()] * n,
+            width=width,
+        )
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def _tensors(self) -> list[str]:
+        return [f.name for f in fields(self) if isinstance(getattr(self, f.name), torch.Tensor)]
+
+    def keep(self, rows: list[int]) -> Rows:
+        """Only the rows numbered `rows`, in that order."""
+        pick = torch.tensor(rows, dtype=torch.long, device=self.ids.device)
+        out = {name: getattr(self, name).index_select(0, pick) for name in self._tensors()}
+        return Rows(
+            **out,
+            index=[self.index[j] for j in rows],
+            prompt_lengths=[self.prompt_lengths[j] for j in rows],
+            started=[self.started[j] for j in rows],
+            width=self.width,
+        )
+
+    def padded_to(self, width: int, pad_id: int) -> Rows:
+        """The same rows with their prompts left-padded to `width` (at least the longest)."""
+        if width == self.width:
+            return self
+        if width < self.width:  # the leading columns are padding in every row
+            cut = self.width - width
+            ids, attn = self.ids[:, cut:], self.attn[:, cut:]
+        else:
+            extra = (len(self), width - self.width)
+            pad = torch.full(extra, pad_id, dtype=torch.long, device=self.ids.device)
+            ids = torch.cat([pad, self.ids], dim=1)
+            off = torch.zeros(extra, dtype=torch.bool, device=self.ids.device)
+            attn = torch.cat([off, self.attn], dim=1)
+        out = {name: getattr(self, name) for name in self._tensors()}
+        out.update(ids=ids, attn=attn)
+        return Rows(
+            **out,
+            index=self.index,
+            prompt_lengths=self.prompt_lengths,
+            started=self.started,
+            width=width,
+        )
+
+    def join(self, other: Rows) -> Rows:
+        """These rows followed by `other`'s (both padded to the same width)."""
+        out = {n: torch.cat([getattr(self, n), getattr(other, n)]) for n in self._tensors()}
+        return Rows(
+            **out,
+            index=self.index + other.index,
+            prompt_lengths=self.prompt_lengths + other.prompt_lengths,
+            started=self.started + other.started,
+            width=self.width,
+        )
+
+
+def trajectory(host: list[float], g: int) -> tuple[list[int], list[StepRecord], int, int | None]:
+    """(region, step records, nfe, exit step) of one row from its host copy: region,
+    commit_step, commit_token, commit_logprob, commit_entropy ([G] each), nfe, exit_step."""
+    region = [int(v) for v in host[:g]]
+    step_of, token = host[g : 2 * g], host[2 * g : 3 * g]
+    logprob, entropy = host[3 * g : 4 * g], host[4 * g : 5 * g]
+    nfe, exit_step = int(host[5 * g]), int(host[5 * g + 1])
+    by_step: list[list[int]] = [[] for _ in range(nfe)]
+    for p, t in enumerate(step_of):
+        if t >= 0:
+            by_step[int(t)].append(p)
+    steps = [
+        StepRecord(
+            step=t,
+            positions=ps,
+            tokens=[int(token[p]) for p in ps],
+            logprobs=[logprob[p] for p in ps],
+            entropies=[entropy[p] for p in ps],
+            early_exit=t == exit_step,
+        )
+        for t, ps in enumerate(by_step)
+    ]
+    return region, steps, nfe, exit_step if exit_step >= 0 else None
+
+
+class Decoding:
+    """The state of one `generate` call: the queue, the rows in flight, the finished outcomes.
+
+    `step()` makes one forward pass for every row in flight and commits; `retire()` hands the
+    finished rows to the host; `refill()` admits queued canvases into the free places.
+    """
+
+    def __init__(
+        self,
+        model: MaskedLM,
+        canvases: list[Canvas],
+        decoder: Decoder,
+        cfg: SamplerConfig,
+        batch_size: int,
+        streams: list[int],
+        on_done: Callable[[int, Generation], None] | None,
+    ) -> None:
+        self.model, self.canvases, self.decoder, self.cfg = model, canvases, decoder, cfg
+        self.batch_size, self.streams, self.on_done = batch_size, streams, on_done
+        self.device = torch.device(model.device)
+        self.gen_length = len(canvases[0].region) if canvases else 0
+        if any(len(c.region) != self.gen_length for c in canvases):
+            lengths = sorted({len(c.region) for c in canvases})
+            raise ValueError(f"canvases in one generate call need one region length, got {lengths}")
+        self.eos = torch.tensor(model.eos_ids, dtype=torch.long, device=self.device)
+        self.queue = deque(range(len(canvases)))
+        self.rows: Rows | None = None
+        self.gens = [Generation(region=[]) for _ in canvases]
+
+    def finish(self, i: int, gen: Generation) -> None:
+        """Store canvas i's outcome and report it."""
+        self.gens[i] = gen
+        if self.on_done is not None:
+            self.on_done(i, gen)
+
+    def refill(self) -> None:
+        """Admit queued canvases until `batch_size` rows are in flight (a canvas with nothing
+        masked finishes at once, with no forward pass), and re-pad to the widest prompt."""
+        live = len(self.rows) if self.rows is not None else 0
+        take: list[int] = []
+        while self.queue and live + len(take) < self.batch_size:
+            i = self.queue.popleft()
+            if self.model.mask_id in self.canvases[i].region:
+                take.append(i)
+            else:
+                self.finish(i, Generation(region=list(self.canvases[i].region)))
+        lengths = [len(self.canvases[i].prompt) for i in take]
+        if self.rows is not None:
+            lengths += self.rows.prompt_lengths
+        if not lengths:
+            self.rows = None
+            return
+        width = max(lengths)
+        if self.rows is not None:
+            self.rows = self.rows.padded_to(width, self.model.pad_id)
+        if take:
+            new = Rows.build(
+                [self.canvases[i] for i in take],
+                take,
+                [self.streams[i] for i in take],
+                self.model.pad_id,
+                width,
+                self.device,
+            )
+            self.rows = new if self.rows is None else self.rows.join(new)
+
+    def step(self) -> list[int]:
+        """One forward pass for every row in flight: statistics, the decoder's commits or the
+        early exit, the trajectory. Returns the row numbers that finished."""
+        r, cfg, mask_id = self.rows, self.cfg, self.model.mask_id
+        logits = self.model.logits(r.ids, r.attn)
+        g = self.gen_length
+        uniform = None
+        if cfg.temperature > 0:
+            uniform = uniforms(r.keys[:, TOKEN], r.nfe, g)
+        # The mask id is never chosen: a committed mask would stay masked, the loop would not end.
+        s = position_stats(logits[:, r.width :], cfg.temperature, None, mask_id, uniform)
+        region = r.ids[:, r.width :]
+        masked = region == mask_id
+        index, window = active_window(masked, cfg.block)
+        moved = index != r.block_index
+        r.block_index = index
+        r.block_step = torch.where(moved, 0, r.block_step)
+        r.block_masked = torch.where(moved, (masked & window).sum(1), r.block_masked)
+        view = StepView(
+            candidates=masked & window,
+            stats=s,
+            block_step=r.block_step,
+            block_masked=r.block_masked,
+            block_size=cfg.block,
+            uniform=lambda: uniforms(r.keys[:, ORDER], r.nfe, g),
+        )
+        commit = self.decoder.select(view) & view.candidates
+        stalled = ~commit.any(1)
+        tokens = s.token
+        if cfg.gamma is not None:
+            answer_masked = masked & r.answer
+            exiting = exit_statistic(s.entropy, answer_masked, cfg.exit_stat) < cfg.gamma
+            commit = torch.where(exiting.unsqueeze(1), answer_masked, commit)
+            tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
+            stalled &= ~exiting
+            r.exit_step = torch.where(exiting, r.nfe, r.exit_step)
+        else:
+            exiting = torch.zeros_like(stalled)
+        self.record(commit, tokens, s)
+        region = torch.where(commit, tokens, region)
+        if cfg.stop_on_eos and self.model.eos_ids:
+            still = region == mask_id
+            region = region.masked_fill(
+                fill_after_eos(region, still, r.answer, self.eos), self.eos[0]
+            )
+        r.ids[:, r.width :] = region
+        r.block_step = r.block_step + 1
+        r.nfe = r.nfe + 1
+        finished = exiting | ~(region == mask_id).any(1)
+        # The one read of the step: a small flag vector (1: finished, 2: committed nothing).
+        flags = (finished.to(torch.int8) + 2 * stalled.to(torch.int8)).tolist()
+        if any(f & 2 for f in flags):
+            raise RuntimeError(f"decoder {self.decoder.name} committed nothing for a row")
+        return [j for j, f in enumerate(flags) if f]
+
+    def record(self, commit: torch.Tensor, tokens: torch.Tensor, s: PositionStats) -> None:
+        """Write this step's commits into the rows' trajectory (on the device)."""
+        r = self.rows
+        r.commit_step = torch.where(commit, r.nfe.unsqueeze(1), r.commit_step)
+        r.commit_token = torch.where(commit, tokens, r.commit_token)
+        r.commit_logprob = torch.where(commit, s.logprob, r.commit_logprob)
+        r.commit_entropy = torch.where(commit, s.entropy, r.commit_entropy)
+
+    def retire(self, done: list[int]) -> None:
+        """Copy the finished rows `done` to the host in one piece, report each, drop them."""
+        r, g = self.rows, self.gen_length
+        pick = torch.tensor(done, dtype=torch.long, device=self.device)
+        parts = [r.ids[:, r.width :], r.commit_step, r.commit_token]
+        parts += [r.commit_logprob, r.commit_entropy, r.nfe.unsqueeze(1), r.exit_step.unsqueeze(1)]
+        host = torch.cat([p.index_select(0, pick).double() for p in parts], dim=1).tolist()
+        now = time.perf_counter()
+        for j, row in zip(done, host):
+            region, steps, nfe, exit_step = trajectory(row, g)
+            gen = Generation(region, nfe, steps, exit_step, now - r.started[j])
+            self.finish(r.index[j], gen)
+        gone = set(done)
+        left = [j for j in range(len(r)) if j not in gone]
+        self.rows = r.keep(left) if left else None
 
 
 @torch.no_grad()
@@ -172,82 +446,31 @@ def generate(
     cfg: SamplerConfig,
     generator: torch.Generator | None = None,
     on_done: Callable[[int, Generation], None] | None = None,
+    batch_size: int | None = None,
+    streams: list[int] | None = None,
 ) -> list[Generation]:
     """Fill the masked region positions of every canvas, one forward pass per step.
 
-    Rows leave the batch as they finish, so each pass works only on unfinished examples;
-    `on_done(index, generation)` is called as each one finishes (to log it at once).
+    batch_size: rows in flight (None: every canvas at once). Finished rows leave the batch and
+    queued canvases take their places (continuous batching); `on_done(index, generation)` is
+    called as each canvas finishes (to log it at once).
+    streams: one random stream id per canvas (nclb.sampler.streams.stream_id(seed, example id)):
+    a canvas's samples then depend on its stream only. Without them, stream i is derived from
+    one number drawn from `generator` (or torch's global generator) and i.
     """
-    ids, attn, width = left_pad(canvases, model.pad_id)
-    gen_length = ids.shape[1] - width
-    answer = answer_masks(canvases, gen_length)
-    gens = [Generation(region=[]) for _ in canvases]
-    # The state below holds the unfinished rows only (finished ones are dropped at the start of
-    # each step); live[j] is the canvas index of row j.
-    live = list(range(ids.shape[0]))
-    block_index = torch.full((len(live),), -1, dtype=torch.long)
-    block_step = torch.zeros(len(live), dtype=torch.long)
-    block_masked = torch.zeros(len(live), dtype=torch.long)
-    finished = ~(ids[:, width:] == model.mask_id).any(1)
-    step = 0
-    while True:
-        if bool(finished.any()):
-            for j in finished.nonzero().squeeze(1).tolist():
-                gens[live[j]].region = ids[j, width:].tolist()
-                if on_done is not None:
-                    on_done(live[j], gens[live[j]])
-            keep = ~finished
-            live = [r for r, k in zip(live, keep.tolist()) if k]
-            ids, attn, answer = ids[keep], attn[keep], answer[keep]
-            block_index, block_step = block_index[keep], block_step[keep]
-            block_masked = block_masked[keep]
-        if not live:
-            break
-        logits = model.logits(ids.to(model.device), attn.to(model.device))
-        # Statistics on the model's device; only the small [B, G] results come back. The mask
-        # id is never chosen (a committed mask would stay masked and the loop would not end).
-        s = position_stats(logits[:, width:], cfg.temperature, generator, model.mask_id)
-        s = s.to("cpu")
-        region = ids[:, width:]
-        masked = region == model.mask_id
-        index, window = active_window(masked, cfg.block)
-        moved = index != block_index
-        block_index = index
-        block_step = torch.where(moved, 0, block_step)
-        block_masked = torch.where(moved, (masked & window).sum(1), block_masked)
-        commit = torch.zeros_like(masked)
-        exiting = torch.zeros(len(live), dtype=torch.bool)
-        tokens, n_deciding = s.token, len(live)
-        if cfg.gamma is not None:
-            answer_masked = masked & answer
-            exiting = exit_statistic(s.entropy, answer_masked, cfg.exit_stat) < cfg.gamma
-            commit[exiting] = answer_masked[exiting]
-            tokens = torch.where(exiting.unsqueeze(1), s.greedy, s.token)
-            n_deciding -= int(exiting.sum())
-        if n_deciding:
-            # Index only when some rows exit this step (the common case takes views).
-            pick = slice(None) if n_deciding == len(live) else ~exiting
-            view = StepView(
-                candidates=(masked & window)[pick],
-                stats=s.rows(pick),
-                block_step=block_step[pick],
-                block_masked=block_masked[pick],
-                block_size=cfg.block,
-                generator=generator,
-            )
-            chosen = decoder.select(view) & view.candidates
-            if not chosen.any(1).all():
-                raise RuntimeError(f"decoder {decoder.name} committed nothing for a row")
-            commit[pick] = chosen
-        region = torch.where(commit, tokens, region)
-        record_steps(gens, live, step, commit, tokens, s, exiting)
-        if cfg.stop_on_eos and model.eos_ids:
-            still = region == model.mask_id
-            region = region.masked_fill(
-                fill_after_eos(region, still, answer, model.eos_ids), model.eos_ids[0]
-            )
-        ids[:, width:] = region
-        block_step = block_step + 1
-        finished = exiting | ~(region == model.mask_id).any(1)
-        step += 1
-    return gens
+    if streams is None:
+        base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+        streams = [stream_id(base, i) for i in range(len(canvases))]
+    if len(streams) != len(canvases):
+        raise ValueError(f"{len(streams)} streams for {len(canvases)} canvases")
+    size = len(canvases) if batch_size is None else batch_size
+    if size < 1:
+        raise UserError(f"batch_size={batch_size!r} must be an integer >= 1")
+    state = Decoding(model, canvases, decoder, cfg, size, streams, on_done)
+    state.refill()
+    while state.rows is not None:
+        done = state.step()
+        if done:
+            state.retire(done)
+            state.refill()
+    return state.gens

@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 import torch
-
-NEG = float("-inf")
 
 
 @dataclass
@@ -28,47 +26,25 @@ class PositionStats:
     margin: torch.Tensor
     greedy: torch.Tensor
 
-    def rows(self, keep: torch.Tensor | slice) -> PositionStats:
-        """The statistics of the rows where `keep` [B] is True (or of a slice of rows)."""
-        if isinstance(keep, slice) and keep == slice(None):
-            return self
-        return PositionStats(**{f.name: getattr(self, f.name)[keep] for f in fields(self)})
-
-    def to(self, device: torch.device | str) -> PositionStats:
-        """The statistics on `device` (they are [B, G], so moving them is cheap)."""
-        if self.token.device == torch.device(device):  # all fields share one device
-            return self
-        # Two copies (one per dtype) instead of one per field: each copy waits for the device.
-        floats = torch.stack([self.logprob, self.entropy, self.confidence, self.margin])
-        longs = torch.stack([self.token, self.greedy])
-        logprob, entropy, confidence, margin = floats.to(device).unbind(0)
-        token, greedy = longs.to(device).unbind(0)
-        return PositionStats(
-            token=token,
-            logprob=logprob,
-            entropy=entropy,
-            confidence=confidence,
-            margin=margin,
-            greedy=greedy,
-        )
-
 
 def position_stats(
     logits: torch.Tensor,
     temperature: float = 0.0,
     generator: torch.Generator | None = None,
     forbid: int | None = None,
+    uniform: torch.Tensor | None = None,
 ) -> PositionStats:
     """Entropy, confidence, margin and the chosen token for every position of `logits` [B, G, V].
 
-    Everything is computed on the logits' device. A sample with a `generator` on another device
-    (the runner seeds a CPU generator) is drawn there, from the tempered probabilities moved over,
-    so a seed gives the same tokens whatever device the model runs on.
+    Everything is computed on the logits' device. At `temperature` > 0 the token is drawn from
+    softmax(logits / temperature) by inverting its cumulative distribution at one uniform number
+    per position: `uniform` [B, G] in (0, 1) (the sampler passes each example's own stream), or,
+    without it, numbers drawn from `generator` on its device (or from torch's global generator).
 
     forbid: a token id that is never chosen (the sampler passes the mask id: committing a mask
-    would leave the position masked, and the loop would never end). Where the argmax or the
-    sample is that id, the best other token (or a sample with that id's mass removed) is taken
-    instead; every other position, and the entropy and margin, are unchanged.
+    would leave the position masked, and the loop would never end). The argmax is the best other
+    token where it would be that id, and samples are drawn with that id's mass removed (the
+    argmax where a position has no other mass); the entropy and margin are unchanged.
     """
     logp = torch.log_softmax(logits.float(), dim=-1)
     probs = logp.exp()
@@ -80,27 +56,13 @@ def position_stats(
     if probs.shape[-1] > 1:
         top2 = probs.scatter(-1, best.unsqueeze(-1), float("-inf")).max(dim=-1).values
     greedy = logits.argmax(-1)
-    if forbid is not None and bool((greedy == forbid).any()):
-        allowed = logits.float().index_fill(-1, torch.tensor([forbid], device=logits.device), NEG)
-        greedy = torch.where(greedy == forbid, allowed.argmax(-1), greedy)
+    if forbid is not None:
+        greedy = torch.where(greedy == forbid, _runner_up(logits, forbid), greedy)
     token = greedy
     if temperature > 0:
-        tempered = torch.softmax(logits.float() / temperature, dim=-1)
-        flat = tempered.reshape(-1, tempered.shape[-1])
-        if generator is not None and generator.device != flat.device:
-            flat = flat.to(generator.device)
-        drawn = torch.multinomial(flat, 1, generator=generator).squeeze(1)
-        if forbid is not None:
-            bad = (drawn == forbid).nonzero().squeeze(1)
-            if len(bad):
-                again = flat[bad].index_fill(-1, torch.tensor([forbid], device=flat.device), 0.0)
-                # A position with all its mass on the forbidden id falls back to the argmax.
-                fallback = greedy.reshape(-1)[bad.to(greedy.device)].to(flat.device)
-                ok = again.sum(-1) > 0
-                again[~ok] = 1.0
-                pick = torch.multinomial(again, 1, generator=generator).squeeze(1)
-                drawn[bad] = torch.where(ok, pick, fallback)
-        token = drawn.view(greedy.shape).to(logits.device)
+        if uniform is None:
+            uniform = _draw(greedy.shape, generator).to(logits.device)
+        token = _inverse_cdf(logits, temperature, uniform, forbid, greedy)
     logprob = logp.gather(-1, token.unsqueeze(-1)).squeeze(-1)
     return PositionStats(
         token=token,
@@ -110,3 +72,42 @@ def position_stats(
         margin=top1 - top2,
         greedy=greedy,
     )
+
+
+def _runner_up(logits: torch.Tensor, forbid: int) -> torch.Tensor:
+    """The argmax of every position once the token `forbid` is set aside (read through two views
+    on either side of it, so the logits are not copied)."""
+    vocab = logits.shape[-1]
+    if forbid == 0 or forbid == vocab - 1:
+        rest = logits[..., 1:] if forbid == 0 else logits[..., :-1]
+        return rest.argmax(-1) + (1 if forbid == 0 else 0)
+    left, right = logits[..., :forbid].max(-1), logits[..., forbid + 1 :].max(-1)
+    return torch.where(right.values > left.values, right.indices + forbid + 1, left.indices)
+
+
+def _draw(shape: torch.Size, generator: torch.Generator | None) -> torch.Tensor:
+    """Uniform numbers in [0, 1) of `shape` from `generator` (on its device) or torch's own."""
+    if generator is None:
+        return torch.rand(shape)
+    return torch.rand(shape, generator=generator, device=generator.device)
+
+
+def _inverse_cdf(
+    logits: torch.Tensor,
+    temperature: float,
+    uniform: torch.Tensor,
+    forbid: int | None,
+    greedy: torch.Tensor,
+) -> torch.Tensor:
+    """The token of each position whose cumulative tempered probability first reaches `uniform`
+    times the total (tokens of zero probability are never drawn)."""
+    cdf = torch.softmax(logits.float() / temperature, dim=-1)
+    if forbid is not None:
+        cdf[..., forbid] = 0.0
+    cdf = cdf.cumsum_(-1)
+    total = cdf[..., -1:]
+    # At least the smallest normal float, so that a token of zero probability at the start of
+    # the vocabulary cannot be reached by an underflowed product.
+    target = (uniform.to(cdf.dtype).unsqueeze(-1) * total).clamp(min=torch.finfo(cdf.dtype).tiny)
+    drawn = torch.searchsorted(cdf, target).squeeze(-1).clamp(max=logits.shape[-1] - 1)
+    return torch.where(total.squeeze(-1) > 0, drawn, greedy)
