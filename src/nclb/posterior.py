@@ -24,8 +24,7 @@ from nclb.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM
 from nclb.models.registry import build_model
 from nclb.runlog import git_revision, read_records, write_json_atomic
-from nclb.runner import batches
-from nclb.sampler import generate
+from nclb.runner import decode
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.registry import build_task
 from nclb.threads import use_threads
@@ -161,19 +160,16 @@ def trace_records(
     generator: torch.Generator,
 ) -> list[dict[str, Any]]:
     """Decode every (example, canvas, mode, sample) item; one record per trace."""
-    gens: list[Any] = [None] * len(items)
-    indexed = [(i, c) for i, (_, c, _, _) in enumerate(items)]
-    same_length = not getattr(model, "supports_padding", True)
     with tqdm(total=len(items), desc=f"posterior {task.name}", unit="trace") as bar:
-        for batch in batches(indexed, settings.batch_size, same_length):
-            canvases = [c for _, c in batch]
-            for (i, _), g in zip(
-                batch,
-                generate(model, canvases, settings.decoder, settings.sampler, generator),
-                strict=True,
-            ):
-                gens[i] = g
-            bar.update(len(batch))
+        gens = decode(
+            model,
+            [c for _, c, _, _ in items],
+            settings.decoder,
+            settings.sampler,
+            settings.batch_size,
+            generator=generator,
+            on_done=lambda i, g: bar.update(1),
+        )
     gold_regions, spans = [], []
     for (ex, canvas, _, _), g in zip(items, gens, strict=True):
         gold_regions.append(fill_answer(canvas, model, answer_text(task, ex)))

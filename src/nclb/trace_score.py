@@ -26,8 +26,8 @@ from nclb.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.registry import build_model
 from nclb.posterior import answer_text, fill_answer
 from nclb.runlog import git_revision, write_json_atomic
-from nclb.runner import batches
-from nclb.sampler import Generation, build_decoder, generate
+from nclb.runner import decode
+from nclb.sampler import Generation, build_decoder
 from nclb.tasks.base import Canvas
 from nclb.tasks.registry import build_task
 from nclb.threads import use_threads
@@ -131,15 +131,12 @@ def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     if any(c.answer is None for _, c in items):
         raise UserError(f"task={task.name} has no answer block; trace scoring needs one")
     start = time.perf_counter()
-    gens: dict[str, Generation] = {}
-    same_length = not getattr(model, "supports_padding", True)
     with tqdm(total=len(items), desc=f"trace-score {task.name}", unit="ex") as bar:
-        for batch in batches(items, s.batch_size, same_length):
-            for (ex, _), g in zip(
-                batch, generate(model, [c for _, c in batch], decoder, s.sampler)
-            ):
-                gens[ex.id] = g
-            bar.update(len(batch))
+        canvases = [c for _, c in items]
+        done = decode(
+            model, canvases, decoder, s.sampler, s.batch_size, on_done=lambda i, g: bar.update(1)
+        )
+    gens: dict[str, Generation] = {ex.id: g for (ex, _), g in zip(items, done, strict=True)}
     fractions = [float(f) for f in cfg["fractions"]]
     rows, prompts, states, spans = [], [], [], []
     for ex, canvas in items:
