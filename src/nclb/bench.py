@@ -56,6 +56,7 @@ class TimedModel:
         self.forward_seconds = 0.0
         self.calls = 0
         self.rows = 0
+        self.rows_per_call: list[int] = []
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.model, name)
@@ -73,6 +74,7 @@ class TimedModel:
         self.forward_seconds += time.perf_counter() - start
         self.calls += 1
         self.rows += ids.shape[0]
+        self.rows_per_call.append(ids.shape[0])
         return out
 
 
@@ -88,8 +90,10 @@ class Measurement:
     forward_seconds: float
     forward_calls: int
     forward_rows: int
+    full_calls: int  # forward passes with `batch_size` rows
     gen_tokens: int
     nfe: int
+    max_nfe: int
     correct: int
     exits: int
     outputs: str  # a digest of every generated region, to compare settings
@@ -200,8 +204,10 @@ def measure(
         forward_seconds=timed.forward_seconds,
         forward_calls=timed.calls,
         forward_rows=timed.rows,
+        full_calls=sum(rows == batch_size for rows in timed.rows_per_call),
         gen_tokens=sum(r["gen_tokens"] for r in records),
         nfe=sum(r["nfe"] for r in records),
+        max_nfe=max(r["nfe"] for r in records),
         correct=sum(r["correct"] for r in records),
         exits=sum(r["exit_step"] is not None for r in records),
         outputs=digest,
@@ -313,7 +319,10 @@ def verdict(throughput: list[Measurement], decoders: list[Measurement]) -> list[
         lines.append(
             f"- occupancy of {label} at batch {on.batch_size}: {on.occupancy:.3f} with continuous "
             f"batching, {off.occupancy:.3f} without (goal >= {GOAL_OCCUPANCY}: "
-            f"{_met(on.occupancy >= GOAL_OCCUPANCY)})"
+            f"{_met(on.occupancy >= GOAL_OCCUPANCY)}); with continuous batching "
+            f"{on.full_calls} of {on.forward_calls} passes were full, the rest drained the last "
+            f"rows after the queue ran dry (NFE per example: mean {on.mean_nfe:.1f}, "
+            f"max {on.max_nfe})"
         )
     continuous = [m for m in decoders if m.continuous]
     ratios = {m.label: wall_per_nfe(decoders, m)[2] for m in continuous}
@@ -374,7 +383,9 @@ def render(
         "- continuous: the loop keeps `batch` rows in flight and refills a row from the queue as",
         "  soon as its example finishes; static: consecutive batches of `batch` examples, each",
         "  decoded until its slowest row finishes (rows that finish leave the batch).",
-        "- occupancy: rows per forward pass over the batch size, averaged over the passes.",
+        "- occupancy: rows per forward pass over the batch size, averaged over the passes. Once",
+        "  the queue runs dry the last rows drain, for up to the largest NFE of an example, so",
+        "  the figure depends on how NFE is spread over the examples, not on the device.",
         "- examples/s and tokens/s: finished examples and committed (generated) tokens per",
         "  wall-clock second of decoding; scoring and logging are not timed.",
         "- NFE speed-up: mean NFE of k=1 over the decoder's; examples/s speed-up: the decoder's",
