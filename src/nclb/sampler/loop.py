@@ -58,7 +58,12 @@ class SamplerConfig:
 
 @dataclass
 class StepRecord:
-    """One forward pass of one example: what it committed (region offsets) and how."""
+    """One forward pass of one example: what it committed (region offsets) and how.
+
+    revoked: positions a revoking decoder masked again at this pass. A position's entry in
+    `positions` is its last commit (the one in the output); a commit that was later revoked
+    shows as the revocation.
+    """
 
     step: int
     positions: list[int]
@@ -66,6 +71,7 @@ class StepRecord:
     logprobs: list[float]
     entropies: list[float]
     early_exit: bool = False
+    revoked: list[int] = field(default_factory=list)
 
 
 @dataclass
@@ -158,6 +164,10 @@ class Rows:
     keys (nclb.sampler.streams). Trajectory, one entry per region position (a position is
     committed once): commit_step (-1: not committed by the loop), commit_token, commit_logprob,
     commit_entropy [R, G]; exit_step [R] (-1: no early exit).
+    For revoking decoders: revocations [R, G] (times each position was masked again),
+    revoke_step [R, G] (the last pass that did it, -1: never), fresh [R, G] (committed at the
+    previous pass). For decoders that compare passes: previous_logp [R, G, V] (the previous
+    pass's log-probabilities; [R, 0, 0] when unused) and has_previous [R].
     """
 
     ids: torch.Tensor
@@ -173,6 +183,11 @@ class Rows:
     commit_logprob: torch.Tensor
     commit_entropy: torch.Tensor
     exit_step: torch.Tensor
+    revocations: torch.Tensor
+    revoke_step: torch.Tensor
+    fresh: torch.Tensor
+    previous_logp: torch.Tensor
+    has_previous: torch.Tensor
     index: list[int]
     prompt_lengths: list[int]
     started: list[float]
@@ -186,8 +201,10 @@ class Rows:
         pad_id: int,
         width: int,
         device: torch.device,
+        vocab: int = 0,
     ) -> Rows:
-        """Fresh rows for `canvases` (canvas numbers `index`), padded to prompt `width`."""
+        """Fresh rows for `canvases` (canvas numbers `index`), padded to prompt `width`;
+        `vocab` > 0 keeps room for the previous pass's log-probabilities."""
         ids, attn, _ = _left_pad(canvases, pad_id, width)
         n, g = len(canvases), len(canvases[0].region)
 
@@ -208,6 +225,11 @@ class Rows:
             commit_logprob=filled(0.0, torch.float32, g),
             commit_entropy=filled(0.0, torch.float32, g),
             exit_step=filled(-1, torch.long),
+            revocations=filled(0, torch.long, g),
+            revoke_step=filled(-1, torch.long, g),
+            fresh=filled(False, torch.bool, g),
+            previous_logp=filled(0.0, torch.float32, g if vocab else 0, vocab),
+            has_previous=filled(False, torch.bool),
             index=list(index),
             prompt_lengths=[len(c.prompt) for c in canvases],
             started=[time.perf_counter()] * n,
@@ -269,15 +291,21 @@ class Rows:
 
 def trajectory(host: list[float], g: int) -> tuple[list[int], list[StepRecord], int, int | None]:
     """(region, step records, nfe, exit step) of one row from its host copy: region,
-    commit_step, commit_token, commit_logprob, commit_entropy ([G] each), nfe, exit_step."""
+    commit_step, commit_token, commit_logprob, commit_entropy ([G] each), nfe, exit_step,
+    revoke_step [G]."""
     region = [int(v) for v in host[:g]]
     step_of, token = host[g : 2 * g], host[2 * g : 3 * g]
     logprob, entropy = host[3 * g : 4 * g], host[4 * g : 5 * g]
     nfe, exit_step = int(host[5 * g]), int(host[5 * g + 1])
+    revoked_at = host[5 * g + 2 : 6 * g + 2]
     by_step: list[list[int]] = [[] for _ in range(nfe)]
+    revoked: list[list[int]] = [[] for _ in range(nfe)]
     for p, t in enumerate(step_of):
         if t >= 0:
             by_step[int(t)].append(p)
+    for p, t in enumerate(revoked_at):
+        if t >= 0:
+            revoked[int(t)].append(p)
     steps = [
         StepRecord(
             step=t,
@@ -286,6 +314,7 @@ def trajectory(host: list[float], g: int) -> tuple[list[int], list[StepRecord], 
             logprobs=[logprob[p] for p in ps],
             entropies=[entropy[p] for p in ps],
             early_exit=t == exit_step,
+            revoked=revoked[t],
         )
         for t, ps in enumerate(by_step)
     ]
@@ -317,6 +346,9 @@ class Decoding:
             lengths = sorted({len(c.region) for c in canvases})
             raise ValueError(f"canvases in one generate call need one region length, got {lengths}")
         self.eos = torch.tensor(model.eos_ids, dtype=torch.long, device=self.device)
+        self.revoking = hasattr(decoder, "revoke")
+        self.max_revocations = int(getattr(decoder, "max_revocations", 0))
+        self.vocab = model.vocab_size if getattr(decoder, "needs_previous", False) else 0
         self.queue = deque(range(len(canvases)))
         self.rows: Rows | None = None
         self.gens = [Generation(region=[]) for _ in canvases]
@@ -355,6 +387,7 @@ class Decoding:
                 self.model.pad_id,
                 width,
                 self.device,
+                self.vocab,
             )
             self.rows = new if self.rows is None else self.rows.join(new)
 
@@ -384,6 +417,7 @@ class Decoding:
             block_size=cfg.block,
             uniform=lambda: uniforms(r.keys[:, ORDER], r.nfe, g),
         )
+        revoked = self.look_back(view, logits[:, r.width :], region, masked)
         commit = self.decoder.select(view) & view.candidates
         stalled = ~commit.any(1)
         tokens = s.token
@@ -396,12 +430,13 @@ class Decoding:
             r.exit_step = torch.where(exiting, r.nfe, r.exit_step)
         else:
             exiting = torch.zeros_like(stalled)
-        self.record(commit, tokens, s)
-        region = torch.where(commit, tokens, region)
+        revoked &= ~exiting.unsqueeze(1)  # an exiting row keeps what it has
+        self.record(commit, tokens, s, revoked)
+        region = torch.where(commit, tokens, region.masked_fill(revoked, mask_id))
         if cfg.stop_on_eos and self.model.eos_ids:
             still = region == mask_id
             region = region.masked_fill(
-                fill_after_eos(region, still, r.answer, self.eos), self.eos[0]
+                fill_after_eos(region, still, r.answer, self.eos), self.model.eos_ids[0]
             )
         r.ids[:, r.width :] = region
         r.block_step = r.block_step + 1
@@ -413,9 +448,36 @@ class Decoding:
             raise RuntimeError(f"decoder {self.decoder.name} committed nothing for a row")
         return [j for j, f in enumerate(flags) if f]
 
-    def record(self, commit: torch.Tensor, tokens: torch.Tensor, s: PositionStats) -> None:
-        """Write this step's commits into the rows' trajectory (on the device)."""
+    def look_back(
+        self, view: StepView, logits: torch.Tensor, region: torch.Tensor, masked: torch.Tensor
+    ) -> torch.Tensor:
+        """Fill the view's fields for decoders that compare passes or revoke; returns the
+        positions the decoder revokes (bool [R, G], within the revocation limit)."""
         r = self.rows
+        if not (self.revoking or self.vocab):
+            return torch.zeros_like(masked)
+        logp = torch.log_softmax(logits.float(), dim=-1)
+        if self.vocab:
+            kl = (logp.exp() * (logp - r.previous_logp)).sum(-1)
+            view.kl_previous = kl.masked_fill(~r.has_previous.unsqueeze(1), float("inf"))
+            r.previous_logp, r.has_previous = logp, torch.ones_like(r.has_previous)
+        if not self.revoking:
+            return torch.zeros_like(masked)
+        current = logp.gather(2, region.unsqueeze(-1)).squeeze(-1)
+        view.region, view.fresh = region, r.fresh
+        view.current_logprob = current.masked_fill(masked, float("-inf"))
+        view.revocable = (r.commit_step >= 0) & ~masked & (r.revocations < self.max_revocations)
+        return self.decoder.revoke(view) & view.revocable
+
+    def record(
+        self, commit: torch.Tensor, tokens: torch.Tensor, s: PositionStats, revoked: torch.Tensor
+    ) -> None:
+        """Write this step's commits and revocations into the rows' trajectory (on the device)."""
+        r = self.rows
+        r.commit_step = torch.where(revoked, -1, r.commit_step)
+        r.revoke_step = torch.where(revoked, r.nfe.unsqueeze(1), r.revoke_step)
+        r.revocations = r.revocations + revoked.long()
+        r.fresh = commit
         r.commit_step = torch.where(commit, r.nfe.unsqueeze(1), r.commit_step)
         r.commit_token = torch.where(commit, tokens, r.commit_token)
         r.commit_logprob = torch.where(commit, s.logprob, r.commit_logprob)
@@ -427,6 +489,7 @@ class Decoding:
         pick = torch.tensor(done, dtype=torch.long, device=self.device)
         parts = [r.ids[:, r.width :], r.commit_step, r.commit_token]
         parts += [r.commit_logprob, r.commit_entropy, r.nfe.unsqueeze(1), r.exit_step.unsqueeze(1)]
+        parts.append(r.revoke_step)
         host = torch.cat([p.index_select(0, pick).double() for p in parts], dim=1).tolist()
         now = time.perf_counter()
         for j, row in zip(done, host):
