@@ -42,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import weakref
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -325,6 +326,8 @@ class Worker:
 
     def _start(self) -> subprocess.Popen:
         self.base = tempfile.mkdtemp(prefix="nclb-sandbox-")
+        # removed at close(), or when the worker is garbage or the interpreter exits
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.base, True)
         if self.mode == "namespaces":
             cmd = [*_UNSHARE, "sh", "-c", _FENCE, "sh", self.base, sys.executable, _ZYGOTE]
         else:
@@ -386,7 +389,7 @@ class Worker:
                     pass
             self.proc = None
         if self.base:
-            shutil.rmtree(self.base, ignore_errors=True)
+            self._cleanup()
             self.base = ""
 
 
