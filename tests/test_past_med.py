@@ -125,3 +125,68 @@ def test_compare_chooses_on_validation_and_reads_test():
     assert any("EB lam=0.2" in line and "1.43x fewer NFE" in line for line in lines)
     assert not any("EB lam=0.8" in line and "fewer NFE" in line for line in lines)
     assert any("inside the noise" in line for line in lines)
+
+
+def sampled_distribution(model: OracleModel, decoder, n: int = 8000) -> tuple[torch.Tensor, list]:
+    length, content = model.length, model.content
+    canvases = [plain_canvas([], model.mask_id, length) for _ in range(n)]
+    cfg = SamplerConfig(block=length, temperature=1.0)
+    gens = generate(model, canvases, decoder, cfg, torch.Generator().manual_seed(0))
+    counts = torch.zeros(content**length, dtype=torch.float64)
+    for g in gens:
+        counts[sum(v * content ** (length - 1 - i) for i, v in enumerate(g.region))] += 1
+    return counts / counts.sum(), gens
+
+
+def test_revoking_decoder_matches_its_exact_distribution():
+    model = OracleModel(random_joint(content=3, length=3, seed=0))
+    decoder = build_decoder("verify", lam=0.9, keep=0.6)
+    exact = state_machine_probabilities(model, decoder, block=3)
+    assert abs(float(exact.sum()) - 1.0) < 1e-9
+    sampled, gens = sampled_distribution(model, decoder)
+    assert tv(sampled, exact) < 0.035
+    revocations = sum(len(s.revoked) for g in gens for s in g.steps)
+    assert revocations > 0  # the test exercises revocation
+    # Revocation changes the output distribution: it is not MED's at the same budget.
+    med = sampler_probabilities(model, build_decoder("med", lam=0.9), block=3)
+    assert tv(exact, med) > 0.1
+
+
+def test_stability_decoder_matches_its_exact_distribution():
+    model = OracleModel(random_joint(content=3, length=3, seed=1))
+    decoder = build_decoder("klass", kl=0.2, tau=0.3)
+    exact = state_machine_probabilities(model, decoder, block=3)
+    sampled, _ = sampled_distribution(model, decoder)
+    assert tv(sampled, exact) < 0.035
+
+
+def test_revocations_are_bounded_and_recorded():
+    model = OracleModel(random_joint(content=3, length=4, seed=1))
+    for limit in (0, 1, 2):
+        decoder = build_decoder("verify", lam=0.9, keep=0.99, max_revocations=limit)
+        _, gens = sampled_distribution(model, decoder, n=300)
+        for g in gens:
+            assert model.mask_id not in g.region
+            revoked = [p for s in g.steps for p in s.revoked]
+            assert all(revoked.count(p) <= limit for p in set(revoked))
+            # every pass is counted; each commits >= 1 position; commits <= 4 * (limit + 1)
+            assert g.nfe == len(g.steps) <= 4 * (limit + 1)
+            # the last commit of each position is the token in the output
+            last = {p: t for s in g.steps for p, t in zip(s.positions, s.tokens)}
+            assert all(g.region[p] == t for p, t in last.items())
+        if limit == 0:
+            assert not any(s.revoked for g in gens for s in g.steps)
+
+
+@pytest.mark.parametrize("name, params", [("verify", {"lam": 0.9, "keep": 0.9}), ("klass", {})])
+def test_greedy_outputs_do_not_depend_on_the_batch(name, params):
+    model = OracleModel(palindrome_joint(content=3, length=6))
+    canvases = [plain_canvas([], model.mask_id, 6) for _ in range(5)]
+    canvases[1].region[0] = 1  # different pre-filled positions per row
+    canvases[3].region[2] = 2
+    decoder = build_decoder(name, **params)
+    cfg = SamplerConfig(block=6)
+    one = [generate(model, [c], decoder, cfg)[0] for c in canvases]
+    many = generate(model, canvases, decoder, cfg, batch_size=2)
+    assert [g.region for g in one] == [g.region for g in many]
+    assert [g.nfe for g in one] == [g.nfe for g in many]

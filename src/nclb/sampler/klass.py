@@ -1,9 +1,11 @@
 """A KLASS-style decoder: commit what the last two forward passes agree on.
 
 A candidate is committed when its predictive distribution has settled (the KL divergence from
-the previous pass's distribution at that position is below `kl`) and it is confident
-(p(token) > `tau`); the lowest-entropy candidate is always committed, so every step progresses.
-On a block's first pass there is no previous distribution, so only that one is committed.
+the previous pass's distribution at that position is below `kl`) and it is confident (its most
+likely token has p > `tau`); the lowest-entropy candidate is always committed, so every step
+progresses. On a row's first pass there is no previous distribution, so only that one is.
+The loop keeps the previous pass's log-probabilities ([rows, positions, vocabulary]) only for
+decoders that ask (`needs_previous`).
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from nclb.sampler.decoders import StepView, first_always, order_score
 
 @dataclass
 class KLASS:
-    """Stable (KL to the previous pass < kl) and confident (p > tau) candidates, >= 1 a step."""
+    """Stable (KL to the previous pass < kl) and confident (top p > tau) candidates, >= 1 a step."""
 
     kl: float = 0.01
     tau: float = 0.9
@@ -35,5 +37,5 @@ class KLASS:
 
     def select(self, view: StepView) -> torch.Tensor:
         """Settled, confident candidates, or the single lowest-entropy one."""
-        settled = (view.kl_previous < self.kl) & (view.stats.confidence > self.tau)
+        settled = (view.kl_previous < self.kl) & (view.stats.top1 > self.tau)
         return settled & view.candidates | first_always(order_score(view, "entropy"))

@@ -17,6 +17,7 @@ class PositionStats:
     confidence: p(token), the probability of the chosen token (LLaDA's low-confidence score).
     margin: p(top1) - p(top2) (Dream's margin score).
     greedy: the argmax token (used to commit the answer block on early exit).
+    top1: p(greedy), the largest probability (a confidence that does not depend on a sample).
     """
 
     token: torch.Tensor
@@ -25,6 +26,7 @@ class PositionStats:
     confidence: torch.Tensor
     margin: torch.Tensor
     greedy: torch.Tensor
+    top1: torch.Tensor
 
 
 def position_stats(
@@ -70,6 +72,7 @@ def position_stats(
         entropy=entropy,
         confidence=logprob.exp(),
         margin=top1 - top2,
+        top1=top1,
         greedy=greedy,
     )
 
