@@ -71,6 +71,22 @@ def test_tiny_model_outputs_equal_nclb_run(tmp_path) -> None:
     )
 
 
+def test_sampled_outputs_equal_nclb_run(tmp_path) -> None:
+    """Sampling (temperature 4: the tiny model is too sure of itself at 1 for samples to differ
+    from the argmax): each nclb example samples from its own stream (seed, example id) in both,
+    and another seed gives other samples."""
+    overrides = [*TINY, "decoder=ktoken", "k=2", "lam=null", "temperature=4", "limit=4"]
+    summary = evaluate(
+        compose_evaluation([*overrides, "seed=3", "tasks=nclb_arith", f"out_dir={tmp_path}/a"])
+    )
+    records = lm_eval_records(summary)
+    assert len(records) == 4
+    ours = nclb_run_outputs([*overrides, "seed=3"], tmp_path / "r")
+    assert all(r["output"] == ours[r["example_id"]]["output"] for r in records)
+    other = nclb_run_outputs([*overrides, "seed=4"], tmp_path / "r")
+    assert any(r["output"] != other[r["example_id"]]["output"] for r in records)
+
+
 def test_reference_model_scores_100_percent_through_lm_eval(tmp_path, capsys) -> None:
     """`nclb lm-eval model=reference tasks=nclb_gsm8k`: 100% by lm-eval's own metric, and the
     outputs are nclb run's."""
@@ -95,7 +111,7 @@ def test_resume_decodes_nothing_twice(tmp_path, monkeypatch) -> None:
     def no_decoding(*args, **kwargs):
         raise AssertionError("a logged request was decoded again")
 
-    monkeypatch.setattr("nclb.lmeval.adapter.generate", no_decoding)
+    monkeypatch.setattr("nclb.lmeval.adapter.decode", no_decoding)
     second = evaluate(cfg)
     assert second["lm_eval"] == first["lm_eval"]
     assert len(lm_eval_records(second)) == 3

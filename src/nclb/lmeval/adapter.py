@@ -2,8 +2,9 @@
 
 generate_until: context -> the model's prompt ids (its chat template, where it has one) -> the
 canvas of the configured nclb task (`task=`: plain or reasoning-as-infilling layout, gen_length,
-block) -> `nclb.sampler.generate` with the configured decoder, early exit and temperature, in
-batches formed as `nclb run` forms them (`nclb.runner.batches`). The decoded region is cut at the
+block) -> `nclb.runner.decode` (continuous batching, as `nclb run`) with the configured decoder,
+early exit and temperature. A context that is an nclb example samples from that example's random
+stream (seed, example id), so sampled outputs equal `nclb run`'s too. The decoded region is cut at the
 first of lm-eval's stop sequences (`until`); lm-eval's other generation settings (max_gen_toks,
 temperature, do_sample) are not used: nclb's config decides them. A context that is the prompt
 of one of the nclb task's own examples gets that example's canvas and nclb's score as well, so
@@ -15,7 +16,6 @@ loglikelihood_rolling (perplexity tasks) is not supported: one-line error.
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from typing import Any
 
@@ -30,8 +30,9 @@ from nclb.lmeval.mdlm import mdlm_loglikelihood
 from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder
 from nclb.lmeval.settings import compose_config, harness_options, override_value
 from nclb.models.registry import build_model
-from nclb.runner import batches, make_record
-from nclb.sampler import Generation, generate
+from nclb.runner import decode, make_record
+from nclb.sampler import Generation
+from nclb.sampler.streams import stream_id
 from nclb.tasks.base import Canvas, Example
 from nclb.tasks.data import DataError
 from nclb.tasks.registry import build_task
@@ -43,6 +44,7 @@ class Job:
 
     index: int
     key: str
+    stream: int
     print_: str
     task_name: str
     doc_id: int
@@ -108,7 +110,7 @@ class NclbLM(LM):
         self._device = self.model.device
         self.folder, identity = run_folder(s, harness or {"via": "lm_eval command line"})
         self.log = RequestLog(self.folder, identity, s.resume)
-        self.generator = torch.Generator().manual_seed(s.seed)
+        self.generator = torch.Generator().manual_seed(s.seed)  # the MDLM likelihood draws
 
     def known_examples(self, required: bool) -> dict[str, Example]:
         """The nclb task's examples by prompt text ({} when its data is missing and not
@@ -141,7 +143,7 @@ class NclbLM(LM):
         s = self.settings
         out: list[str] = [""] * len(requests)
         todo: list[tuple[Job, Canvas]] = []
-        for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
+        for index, (req, (key, repeat)) in enumerate(zip(requests, request_keys(requests))):
             context, gen_kwargs = req.args
             stops = stop_sequences(gen_kwargs)
             print_ = fingerprint("generate_until", context, stops)
@@ -150,27 +152,36 @@ class NclbLM(LM):
                 out[index] = logged["response"]
                 continue
             example = self.examples.get(context)
-            job = Job(index, key, print_, req.task_name, req.doc_id, context, stops, example)
+            # nclb run's stream for an nclb example; repeats and other contexts get their own
+            name = example.id if example is not None and repeat == 0 else key
+            stream = stream_id(s.seed, name)
+            job = Job(
+                index, key, stream, print_, req.task_name, req.doc_id, context, stops, example
+            )
             todo.append((job, self.canvas(example or Example(key, context, None))))
-        same_length = not getattr(self.model, "supports_padding", True)
+        if not todo:
+            return out
         with tqdm(total=len(todo), desc="nclb generate_until", disable=disable_tqdm) as bar:
-            for batch in batches(todo, s.batch_size, same_length):
-                start = time.perf_counter()
 
-                def finished(i: int, gen: Generation, batch=batch, start=start) -> None:
-                    job, canvas = batch[i]
-                    record = self.generation_record(job, canvas, gen, time.perf_counter() - start)
-                    self.log.write(record)
-                    out[job.index] = record["response"]
-                    bar.update(1)
+            def finished(i: int, gen: Generation) -> None:
+                job, canvas = todo[i]
+                record = self.generation_record(job, canvas, gen)
+                self.log.write(record)
+                out[job.index] = record["response"]
+                bar.update(1)
 
-                canvases = [canvas for _, canvas in batch]
-                generate(self.model, canvases, s.decoder, s.sampler, self.generator, finished)
+            decode(
+                self.model,
+                [canvas for _, canvas in todo],
+                s.decoder,
+                s.sampler,
+                s.batch_size,
+                streams=[job.stream for job, _ in todo],
+                on_done=finished,
+            )
         return out  # every request was logged or decoded above
 
-    def generation_record(
-        self, job: Job, canvas: Canvas, gen: Generation, seconds: float
-    ) -> dict[str, Any]:
+    def generation_record(self, job: Job, canvas: Canvas, gen: Generation) -> dict[str, Any]:
         """The log line of one decoded request: nclb's record (with nclb's score when the
         context is one of the task's examples), lm-eval's request and the response it got."""
         if job.example is not None:
@@ -180,7 +191,7 @@ class NclbLM(LM):
                 gen,
                 self.task,
                 self.model,
-                seconds,
+                gen.seconds,
                 self.settings.log_trajectory,
             )
             record["example_id"] = record["id"]
@@ -193,7 +204,7 @@ class NclbLM(LM):
                 "answer_text": codec.decode(gen.region[span[0] : span[1]]) if span else None,
                 "nfe": gen.nfe,
                 "gen_tokens": sum(len(step.positions) for step in gen.steps),
-                "seconds": seconds,
+                "seconds": gen.seconds,
                 "exit_step": gen.exit_step,
             }
         record.update(
@@ -217,7 +228,7 @@ class NclbLM(LM):
         """(log p(continuation | context), is_greedy) by the MDLM Monte Carlo estimate."""
         out: list[tuple[float, bool]] = [(0.0, True)] * len(requests)
         todo = []
-        for index, (req, key) in enumerate(zip(requests, request_keys(requests))):
+        for index, (req, (key, _)) in enumerate(zip(requests, request_keys(requests))):
             context, continuation = req.args
             print_ = fingerprint("loglikelihood", context, continuation, self.mc_samples)
             logged = self.log.lookup(key, print_)

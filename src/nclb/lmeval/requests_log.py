@@ -41,16 +41,16 @@ def fingerprint(*parts: Any) -> str:
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
-def request_keys(requests: list[Any]) -> list[str]:
-    """The record id of each lm-eval Instance; lm-eval passes one object `repeats` times in a
-    row, so its later copies get a repeat suffix."""
+def request_keys(requests: list[Any]) -> list[tuple[str, int]]:
+    """(record id, repeat) of each lm-eval Instance; lm-eval passes one object `repeats` times
+    in a row, so its later copies (repeat >= 1) get a repeat suffix."""
     seen: dict[int, int] = {}
     keys = []
     for req in requests:
         count = seen.get(id(req), 0)
         seen[id(req)] = count + 1
         base = f"{req.task_name}/{req.doc_id}/{req.idx}"
-        keys.append(base if count == 0 else f"{base}/r{count}")
+        keys.append((base if count == 0 else f"{base}/r{count}", count))
     return keys
 
 
