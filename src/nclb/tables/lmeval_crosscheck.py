@@ -148,7 +148,8 @@ def crosscheck_table(
             f"task={cfg['task']['name']} decoder={cfg['decoder']['name']} "
             f"({'the first ' + str(cfg['limit']) if cfg.get('limit') else 'all'} documents); "
             f"{summary['nclb_scored']} outputs; run folder "
-            f"{outputs['folder']}; code revision {summary.get('git')}"
+            f"{outputs['folder']}; scored at code revision {summary.get('git')} (outputs "
+            "logged earlier are resumed, not decoded again)"
         )
     if not rows:
         raise UserError(f"{grid.name}: no output that both nclb and lm-eval scored")
