@@ -277,3 +277,44 @@ def test_help_lists_the_lm_eval_keys(capsys) -> None:
     cli.main(["lm-eval", "--help"])
     text = capsys.readouterr().out
     assert "usage: nclb lm-eval" in text and "  mc_samples=32" in text and "  tasks=" in text
+
+
+def test_crosscheck_counts_and_lists_disagreements() -> None:
+    from nclb.tables.lmeval_crosscheck import compare, note_line
+
+    records = {
+        f"t/{i}/0": {
+            "example_id": f"ex-{i}",
+            "gold": "18",
+            "prediction": p,
+            "correct": ok,
+            "output": o,
+        }
+        for i, (p, ok, o) in enumerate([("18", True, "is 18"), ("18", True, "is \\boxed{18}")])
+    }
+    samples = [
+        {
+            "task": "t",
+            "doc_id": 0,
+            "filter": "strict",
+            "filtered_resps": ["18"],
+            "metrics": {"em": 1.0},
+        },
+        {
+            "task": "t",
+            "doc_id": 1,
+            "filter": "strict",
+            "filtered_resps": ["[invalid]"],
+            "metrics": {"em": 0.0},
+        },
+    ]
+    outputs = {"cfg": {"model": {"name": "reference"}}, "records": records, "samples": samples}
+    rows, disagreements = compare("setup", outputs)
+    assert len(rows) == 1 and rows[0]["rule"] == "em (strict)"
+    assert (rows[0]["agree"], rows[0]["only_nclb_right"], rows[0]["only_lm_eval_right"]) == (
+        1,
+        1,
+        0,
+    )
+    assert [d["example_id"] for d in disagreements] == ["ex-1"]
+    assert "ex-1" in note_line(disagreements[0]) and "[invalid]" in note_line(disagreements[0])
