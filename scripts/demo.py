@@ -12,6 +12,7 @@ import sys
 from nclb.cli import compose
 from nclb.errors import UserError
 from nclb.runner import run
+from nclb.threads import use_threads
 
 SETTINGS = {
     "k=1 entropy": ["decoder=ktoken", "k=1"],
@@ -31,6 +32,23 @@ def main() -> None:
         "--out-dir", default="outputs/runs", help="run folders (resumed if present)"
     )
     args = parser.parse_args()
+    use_threads(None)  # the one-thread default of every nclb command
+    try:
+        rows = grid(args)
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted: finished examples are kept in {args.out_dir}; "
+            "run make demo again to continue",
+            file=sys.stderr,
+        )
+        raise SystemExit(130) from None
+    print(f"\n{'task':<9} {'decoder':<30} {'n':>5} {'accuracy':>9} {'mean NFE':>9}")
+    for task, label, n, acc, nfe in rows:
+        print(f"{task:<9} {label:<30} {n:>5} {acc:>9.3f} {nfe:>9.1f}")
+
+
+def grid(args: argparse.Namespace) -> list[tuple]:
+    """Run every task x decoder setting; (task, label, n, accuracy, mean NFE) per run."""
     rows = []
     for task in args.tasks.split(","):
         for label, overrides in SETTINGS.items():
@@ -52,9 +70,7 @@ def main() -> None:
                 print(f"error: {err}", file=sys.stderr)
                 raise SystemExit(2) from None
             rows.append((task, label, summary["n"], summary["accuracy"], summary["mean_nfe"]))
-    print(f"\n{'task':<9} {'decoder':<30} {'n':>5} {'accuracy':>9} {'mean NFE':>9}")
-    for task, label, n, acc, nfe in rows:
-        print(f"{task:<9} {label:<30} {n:>5} {acc:>9.3f} {nfe:>9.1f}")
+    return rows
 
 
 if __name__ == "__main__":
