@@ -103,3 +103,18 @@ def test_a_replaced_checkpoint_is_not_resumed_but_its_records_are_kept(tmp_path,
     assert len(read_records(records)) == 3  # all three decoded again, none resumed
     run(compose("config", [*overrides, "limit=3"]))  # now up to date: resumed, nothing set aside
     assert len(list(folder.glob("records.stale-*.jsonl"))) == 1
+
+
+def test_the_summary_describes_every_record_in_the_folder(tmp_path):
+    import json
+    from pathlib import Path
+
+    from nclb.cli import compose
+    from nclb.runner import run
+
+    overrides = ["model=oracle", "task=toy", f"out_dir={tmp_path}", "decoder=ktoken", "k=1"]
+    first = run(compose("config", [*overrides, "limit=12"]))
+    again = run(compose("config", [*overrides, "limit=5"]))  # a smaller limit, same folder
+    assert first["run_dir"] == again["run_dir"]
+    summary = json.loads((Path(again["run_dir"]) / "summary.json").read_text())
+    assert summary["n"] == 12 == len(read_records(Path(again["run_dir"]) / "records.jsonl"))

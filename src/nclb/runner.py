@@ -172,7 +172,7 @@ def describe(s: RunSettings) -> str:
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration end to end and return its summary (also written to summary.json)."""
     s = resolve(cfg)
-    kl_opts = kl_options(cfg.get("metrics"), s.sampler)
+    kl_opts = kl_options(cfg.get("metrics"), s.sampler, s.decoder)
     task = build_task(s.task)
     examples = task.examples(s.limit)
     shard = sharding.join()  # None unless started by torchrun with several processes
@@ -267,8 +267,8 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         if merged is None:
             return {"rank": shard.rank, "decoded": len(new), "run_dir": str(folder)}
         new = merged
-    wanted = {ex.id for ex in examples}
-    records = [r for r in done + new if r["id"] in wanted]
+    # The summary describes every record in the folder, not this invocation's `limit`.
+    records = done + new
     summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
     summary["label"] = describe(s)
     summary["identity"] = identity
