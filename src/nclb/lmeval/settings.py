@@ -22,15 +22,6 @@ class HarnessOptions:
     include_path: str | None
 
 
-def override_value(value: Any) -> str:
-    """A Python value (as lm-eval parses `--model_args`) as a Hydra override value."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
 def compose_config(overrides: list[str]) -> dict[str, Any]:
     """configs/lm_eval.yaml with `overrides` applied, as a plain dict (one-line errors)."""
     from hydra import compose, initialize_config_dir
