@@ -8,9 +8,9 @@ its new neighbours, and every one the model no longer ranks first, or gives a pr
 bounds how often a position may be revoked, so decoding always ends.
 
 The check reads the model's distribution at positions it can see. A model trained only on
-masked positions says nothing useful there; the embedded checkpoint for this decoder is trained
-with `nclb train corrupt=...` (checkpoints/README.md), and the exact oracle gives the true
-leave-one-out conditional.
+masked positions says nothing useful there (the shipped tiny checkpoints are such models); a
+model for it can be trained with `nclb train corrupt=...` (none is shipped), and the exact
+oracle gives the true leave-one-out conditional.
 """
 
 from __future__ import annotations
