@@ -17,7 +17,7 @@ from nclb.tables.front import front_table
 from nclb.tables.grid import Grid, merge_overrides
 from nclb.tables.lmeval_crosscheck import crosscheck_table
 from nclb.tables.runs import canonical
-from nclb.tables.write import fmt, latex, markdown, model_title
+from nclb.tables.write import fmt, model_title, write_outputs
 
 # Config keys that do not change what `nclb posterior` / `nclb trace-score` compute.
 VOLATILE = ("device", "batch_size", "threads")
@@ -92,18 +92,6 @@ def command_groups(grid: Grid, name: str, extra: list[str], execute: bool, log):
         cfg = compose(COMMAND_FUNCS[name][0], overrides)
         out.append((group, cfg, command_summary(name, cfg, execute, log)))
     return out, skipped
-
-
-def write_outputs(
-    results: Path, stem: str, table: pd.DataFrame, display: pd.DataFrame, header: list[str]
-) -> list[Path]:
-    """<stem>.md, .csv (the unformatted table) and .tex under `results`."""
-    results.mkdir(parents=True, exist_ok=True)
-    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
-    paths[0].write_text(markdown(display, header))
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(latex(display, header, stem))
-    return paths
 
 
 POSTERIOR_ROWS = (

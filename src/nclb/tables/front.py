@@ -139,7 +139,7 @@ def front_table(
     """Run what is missing, then write the front table (md/csv/tex), its notes and figure."""
     from nclb.tables.build import build_frame
     from nclb.tables.runs import ensure_runs, plan
-    from nclb.tables.write import header_lines, latex, markdown, model_title, provenance
+    from nclb.tables.write import header_lines, model_title, provenance, write_outputs
 
     options: dict[str, Any] = grid.options
     reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
@@ -170,11 +170,7 @@ def front_table(
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     note = "\n\n".join([grid.note.strip(), *notes])
     header = header_lines(title, command, summaries, grid.paper, note)
-    results.mkdir(parents=True, exist_ok=True)
-    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
-    paths[0].write_text(markdown(display, header))
-    table.to_csv(paths[1], index=False)
-    paths[2].write_text(latex(display, header, stem))
+    paths = write_outputs(results, stem, table, display, header)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     paths += front_figure(frame, results, name, title, footer)
     return paths

@@ -216,3 +216,15 @@ def write_table(
 def model_title(model_kind: str) -> str:
     """'tiny model' or the paper's model name."""
     return "tiny model" if model_kind == "tiny" else display_name(model_kind)
+
+
+def write_outputs(
+    results: Path, stem: str, table: pd.DataFrame, display: pd.DataFrame, header: list[str]
+) -> list[Path]:
+    """<stem>.md, .csv (the unformatted table) and .tex under `results`."""
+    results.mkdir(parents=True, exist_ok=True)
+    paths = [results / f"{stem}.md", results / f"{stem}.csv", results / f"{stem}.tex"]
+    paths[0].write_text(markdown(display, header))
+    table.to_csv(paths[1], index=False)
+    paths[2].write_text(latex(display, header, stem))
+    return paths
