@@ -136,3 +136,28 @@ def test_test_set_does_not_depend_on_trace_orders(trace_orders):
 def test_tokenizer_covers_the_layout():
     tok = build_tokenizer()
     assert tok.unk_token_id not in tok("59+71=21;Answer: 72")["input_ids"]
+
+
+def test_steps_without_the_running_value_are_checked_from_the_prompt_start():
+    task = chain(trace_orders="any", repeat_value=False)
+    prompt = "95+17-40=?"  # 95+17=112 -> 12, 12-40=-28 -> 72
+    trace = task.trace(95, [("+", 17), ("-", 40)])
+    assert trace == "+71=21;-04=27;"
+    assert task.check_trace(trace, prompt)
+    assert task.check_trace(task.trace(95, [("-", 40), ("+", 17)]), prompt)  # 55, then 72
+    for i, ch in enumerate(trace):
+        if ch.isdigit():
+            wrong = trace[:i] + str((int(ch) + 1) % 10) + trace[i + 1 :]
+            assert not task.check_trace(wrong, prompt), wrong
+    assert not task.check_trace("+71=21;-04=27;", "96+17-40=?")  # another start value
+    assert not task.check_trace(chain().trace(95, [("+", 17), ("-", 40)]), prompt)  # a+b=c form
+    assert not chain().check_trace(trace, prompt)  # and the other way round
+
+
+def test_shipped_chain_yaml_writes_steps_without_the_running_value():
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("config", ["task=chain"])
+    task = build_task(OmegaConf.to_container(cfg.task))
+    for ex in task.examples(20):
+        assert re.fullmatch(r"([+-]\d\d=\d\d;)+", ex.meta["trace"])
+        assert task.check_trace(ex.meta["trace"], ex.prompt)

@@ -13,6 +13,8 @@ written with two digits in the scratchpad, so chains of any length stay two-digi
 a problem has many valid scratchpads and the model's distribution over the next step is truly
 multimodal (the condition under which committing several tokens from their marginals mixes
 incompatible continuations). `canonical` applies them in the prompt's order (one valid trace).
+With `repeat_value: false` a step leaves out the running value it starts from (`+b=c;` instead of
+`a+b=c;`), so a masked result cannot be copied back from the next step: it must be computed.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.template import TemplateError, infilling_canvas
 
-_STEP = re.compile(r"^(\d+)([+-])(\d+)=(\d+)$")
+_STEP = re.compile(r"^(\d*)([+-])(\d+)=(\d+)$")
 _WHOLE_INT = re.compile(r"^\s*(-?\d+)\s*$")
 TRACE_ORDERS = ("canonical", "any")
 
@@ -54,6 +56,7 @@ class ArithTask:
     modulus: int | None = None  # values wrap modulo this (written with a fixed width) if set
     trace_orders: str = "canonical"  # canonical | any: order the scratchpad applies the operations
     train_min_steps: int | None = None  # shortest training chain (default: min_steps)
+    repeat_value: bool = True  # each step writes the running value it starts from (a+b=c;)
 
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
@@ -128,7 +131,8 @@ class ArithTask:
         value, parts = start, []
         for op, operand in steps:
             result = self._apply(value, op, operand)
-            parts.append(f"{self._num(value)}{op}{self._num(operand)}={self._num(result)};")
+            left = self._num(value) if self.repeat_value else ""
+            parts.append(f"{left}{op}{self._num(operand)}={self._num(result)};")
             value = result
         return "".join(parts)
 
@@ -243,34 +247,35 @@ class ArithTask:
     def check_trace(self, text: str, prompt: str | None = None) -> bool:
         """Recompute every step of a scratchpad (the text before the delimiter).
 
-        Each step must be `a<op>b=c;` with c = a op b (mod `modulus` if set), each step must
-        start from the previous result, and with `prompt` the steps must be exactly the problem's
-        operations: in the prompt's order, or in any order when `trace_orders` is `any`.
+        Each step must be `a<op>b=c;` (`<op>b=c;` without `repeat_value`) with c = a op b (mod
+        `modulus` if set), each step must start from the previous result (the first from the
+        prompt's start value), and with `prompt` the steps must be exactly the problem's
+        operations: in the prompt's order, or in any order when `trace_orders` is `any`. Without
+        `repeat_value` and without `prompt` the first step's start is unknown and goes unchecked.
         """
         body = text.split(self.delimiter, 1)[0].strip()
         parts = body.split(";")
-        if parts[-1].strip():
+        start = re.match(r"\d+", prompt) if prompt is not None else None
+        if parts[-1].strip() or (prompt is not None and start is None):
             return False
-        steps, previous = [], None
+        previous = int(start[0]) if start is not None else None
+        steps = []
         for part in parts[:-1]:
             m = _STEP.match(part)
-            if m is None:
+            if m is None or bool(m[1]) != self.repeat_value:
                 return False
-            a, op, b, c = int(self._read(m[1])), m[2], int(self._read(m[3])), int(self._read(m[4]))
-            if self._apply(a, op, b) != c or (previous is not None and a != previous):
+            a = int(self._read(m[1])) if m[1] else previous
+            op, b, c = m[2], int(self._read(m[3])), int(self._read(m[4]))
+            if a is not None and (self._apply(a, op, b) != c or previous not in (None, a)):
                 return False
-            steps.append((a, op, b))
+            steps.append((op, b))
             previous = c
         if prompt is None:
             return bool(steps)
         expected = [(op, int(b)) for op, b in re.findall(r"([+-])(\d+)", prompt)]
-        start = re.match(r"\d+", prompt)
-        done = [(op, b) for _, op, b in steps]
         if self.trace_orders == "any":
-            expected, done = sorted(expected), sorted(done)
-        return (
-            start is not None and (not steps or steps[0][0] == int(start[0])) and expected == done
-        )
+            expected, steps = sorted(expected), sorted(steps)
+        return expected == steps
 
 
 def _first_int(text: str) -> int | None:
