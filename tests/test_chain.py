@@ -154,10 +154,13 @@ def test_steps_without_the_running_value_are_checked_from_the_prompt_start():
     assert not chain().check_trace(trace, prompt)  # and the other way round
 
 
-def test_shipped_chain_yaml_writes_steps_without_the_running_value():
+def test_shipped_chain_yaml_writes_steps_without_the_running_value_and_never_wraps():
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose("config", ["task=chain"])
     task = build_task(OmegaConf.to_container(cfg.task))
     for ex in task.examples(20):
-        assert re.fullmatch(r"([+-]\d\d=\d\d;)+", ex.meta["trace"])
+        assert re.fullmatch(r"([+-]\d\d=\d\d\d;)+", ex.meta["trace"])
         assert task.check_trace(ex.meta["trace"], ex.prompt)
+    # Any order of any operations keeps the running value inside [0, modulus): nothing wraps.
+    reach = task.max_steps * task.operand_max
+    assert task.value_min - reach >= 0 and task.value_max + reach < task.modulus

@@ -91,9 +91,9 @@ class ArithTask:
         """Digits of a scratchpad value when values wrap (fixed width, zero-padded)."""
         return len(str(self.value_max))
 
-    def _num(self, value: int) -> str:
-        """A number as written in the scratchpad."""
-        text = str(value).zfill(self.width) if self.modulus else str(value)
+    def _num(self, value: int, width: int | None = None) -> str:
+        """A number as written in the scratchpad (a running value, or an operand of `width` digits)."""
+        text = str(value).zfill(width or self.width) if self.modulus else str(value)
         return text[::-1] if self.reverse_digits else text
 
     def _apply(self, value: int, op: str, operand: int) -> int:
@@ -132,7 +132,8 @@ class ArithTask:
         for op, operand in steps:
             result = self._apply(value, op, operand)
             left = self._num(value) if self.repeat_value else ""
-            parts.append(f"{left}{op}{self._num(operand)}={self._num(result)};")
+            operand_text = self._num(operand, len(str(self.operand_max)))
+            parts.append(f"{left}{op}{operand_text}={self._num(result)};")
             value = result
         return "".join(parts)
 
