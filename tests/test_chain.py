@@ -164,3 +164,16 @@ def test_shipped_chain_yaml_writes_steps_without_the_running_value_and_never_wra
     # Any order of any operations keeps the running value inside [0, modulus): nothing wraps.
     reach = task.max_steps * task.operand_max
     assert task.value_min - reach >= 0 and task.value_max + reach < task.modulus
+
+
+def test_operands_are_multiples_of_operand_multiple_in_test_and_training():
+    task = chain(operand_multiple=5, operand_max=60)
+    stream = task.train_stream(seed=3)
+    drawn = [
+        b
+        for ex in [*task.examples(), *(next(stream) for _ in range(500))]
+        for _, b in ex.meta["steps"]
+    ]
+    assert set(drawn) == set(range(10, 61, 5))  # every multiple in range, nothing else
+    with pytest.raises(ValueError):
+        chain(operand_multiple=50, operand_min=10, operand_max=40)  # no multiple in range

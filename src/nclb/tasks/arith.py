@@ -49,6 +49,7 @@ class ArithTask:
     value_max: int = 99
     operand_min: int = 10
     operand_max: int = 99
+    operand_multiple: int = 1  # every operand is a multiple of this
     min_steps: int = 2
     max_steps: int = 3
     reverse_digits: bool = True
@@ -74,6 +75,8 @@ class ArithTask:
             )
         if not 1 <= self.operand_min <= self.operand_max:
             raise ValueError("need 1 <= operand_min <= operand_max")
+        if self.operand_multiple < 1 or self._largest_operand(self.operand_max) is None:
+            raise ValueError("need a multiple of operand_multiple in [operand_min, operand_max]")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError("need 1 <= min_steps <= max_steps")
         if self.trace_orders not in TRACE_ORDERS:
@@ -108,7 +111,7 @@ class ArithTask:
             start = rng.randint(self.value_min, self.value_max)
             n_steps = rng.randint(low, self.max_steps)
             return start, [
-                (rng.choice("+-"), rng.randint(self.operand_min, self.operand_max))
+                (rng.choice("+-"), self._draw_operand(rng, self.operand_max))
                 for _ in range(n_steps)
             ]
         while True:
@@ -116,15 +119,27 @@ class ArithTask:
             steps: list[tuple[str, int]] = []
             for _ in range(rng.randint(low, self.max_steps)):
                 room = {"+": self.value_max - value, "-": value - self.value_min}
-                ops = [op for op in "+-" if min(self.operand_max, room[op]) >= self.operand_min]
+                ops = [op for op in "+-" if self._largest_operand(room[op]) is not None]
                 if not ops:
                     break
                 op = rng.choice(ops)
-                operand = rng.randint(self.operand_min, min(self.operand_max, room[op]))
+                operand = self._draw_operand(rng, room[op])
                 value = value + operand if op == "+" else value - operand
                 steps.append((op, operand))
             else:
                 return start, steps
+
+    def _largest_operand(self, limit: int) -> int | None:
+        """The largest allowed operand <= limit (None when there is none)."""
+        top = min(self.operand_max, limit) // self.operand_multiple * self.operand_multiple
+        return top if top >= self.operand_min else None
+
+    def _draw_operand(self, rng: random.Random, limit: int) -> int:
+        """A uniform allowed operand <= limit (one must exist)."""
+        low = -(-self.operand_min // self.operand_multiple)
+        return self.operand_multiple * rng.randint(
+            low, self._largest_operand(limit) // self.operand_multiple
+        )
 
     def trace(self, start: int, steps: list[tuple[str, int]]) -> str:
         """The scratchpad that applies `steps` in the given order."""
