@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from nclb.cli import compose
+from nclb.config.compose import compose
 from nclb.errors import UserError
 from nclb.runner import run
 from nclb.threads import use_threads

@@ -86,7 +86,7 @@ def test_a_replaced_checkpoint_is_not_resumed_but_its_records_are_kept(tmp_path,
     import shutil
     from pathlib import Path
 
-    from nclb.cli import compose
+    from nclb.config.compose import compose
     from nclb.runner import run
 
     ckpt = tmp_path / "ckpt"
@@ -109,7 +109,7 @@ def test_the_summary_describes_every_record_in_the_folder(tmp_path):
     import json
     from pathlib import Path
 
-    from nclb.cli import compose
+    from nclb.config.compose import compose
     from nclb.runner import run
 
     overrides = ["model=oracle", "task=toy", f"out_dir={tmp_path}", "decoder=ktoken", "k=1"]

@@ -159,7 +159,7 @@ def test_few_failures_are_flagged_in_the_panel_titles():
 
 def figure4_inputs(tmp_path):
     """A Figure 4 grid and its logged `nclb trace-score` summary (1 wrong of 300)."""
-    from nclb import cli
+    from nclb.config.compose import compose
 
     out = tmp_path / "scores"
     out.mkdir()
@@ -168,7 +168,7 @@ def figure4_inputs(tmp_path):
         "name: f4\nkind: correlation\ntitle: Figure 4\npaper: figure4\nmodels:\n  tiny:\n"
         f"    - label: shipped\n      overrides: [model=tiny, task=arith, n=300, out_dir={out}]\n"
     )
-    cfg = cli.compose("trace_score", ["model=tiny", "task=arith", "n=300", f"out_dir={out}"])
+    cfg = compose("trace_score", ["model=tiny", "task=arith", "n=300", f"out_dir={out}"])
     rows = [{k: v for k, v in r.items() if k not in ("setup", "accuracy")}
             for r in correlation_rows("shipped", 300, 299 / 300)]  # fmt: skip
     summary = {"n": 300, "accuracy": 299 / 300, "correlations": rows, "config": cfg, "git": "a"}

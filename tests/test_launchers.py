@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from nclb import cli
+from nclb.config import compose as composition
 from nclb.config import config_dir
 from nclb.errors import UserError
 from nclb.runlog import RECORDS, SUMMARY, RunLock, read_records
@@ -40,9 +40,11 @@ def test_launcher_configs_extend_the_plugins():
 
 
 def test_a_launcher_without_its_plugin_fails_with_the_install_line(monkeypatch):
-    monkeypatch.setitem(cli.LAUNCHER_PLUGINS, "local", ("no_such_plugin_x", "no-such-plugin"))
+    monkeypatch.setitem(
+        composition.LAUNCHER_PLUGINS, "local", ("no_such_plugin_x", "no-such-plugin")
+    )
     with pytest.raises(UserError, match=r"needs the no-such-plugin package.*\[cluster\]"):
-        cli.check_groups(["hydra/launcher=local", "model=oracle"])
+        composition.check_groups(["hydra/launcher=local", "model=oracle"])
 
 
 def test_joblib_sweep_runs_jobs_in_parallel_without_sharing_a_records_file(tmp_path):

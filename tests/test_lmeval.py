@@ -16,6 +16,7 @@ from lm_eval.api.instance import Instance  # noqa: E402
 from lm_eval.tasks import TaskManager  # noqa: E402
 
 from nclb import cli  # noqa: E402
+from nclb.config.compose import compose  # noqa: E402
 from nclb.errors import UserError  # noqa: E402
 from nclb.lmeval import local_task_dir  # noqa: E402
 from nclb.lmeval.adapter import NclbLM, cut_at_stops  # noqa: E402
@@ -32,7 +33,7 @@ TINY = ["model=tiny", "task=arith", "decoder=med", "lam=0.2", "device=cpu", "bat
 
 def nclb_run_outputs(overrides: list[str], out_dir) -> dict[str, dict]:
     """`nclb run` with the same settings: its records by example id."""
-    summary = run(cli.compose("config", [*overrides, f"out_dir={out_dir}"]))
+    summary = run(compose("config", [*overrides, f"out_dir={out_dir}"]))
     records = read_records(__import__("pathlib").Path(summary["run_dir"]) / RECORDS)
     return {r["id"]: r for r in records}
 

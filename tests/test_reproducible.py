@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from nclb.cli import compose
+from nclb.config.compose import compose
 from nclb.runlog import RECORDS, read_records
 from nclb.runner import run
 

@@ -115,7 +115,7 @@ def test_humaneval_sandbox_settings_are_checked():
 
 
 def test_nclb_run_scores_humaneval_beside_the_loop_and_logs_the_mode(tmp_path):
-    from nclb.cli import compose
+    from nclb.config.compose import compose
     from nclb.runlog import read_records
     from nclb.runner import run
 
@@ -137,7 +137,7 @@ def test_nclb_run_scores_humaneval_beside_the_loop_and_logs_the_mode(tmp_path):
 
 
 def test_nclb_run_summary_has_both_verdicts(tmp_path):
-    from nclb.cli import compose
+    from nclb.config.compose import compose
     from nclb.runner import run
 
     summary = run(compose("config", ["model=tiny", "task=arith", "limit=3", f"out_dir={tmp_path}"]))

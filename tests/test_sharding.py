@@ -7,8 +7,8 @@ import json
 import subprocess
 import sys
 
-from nclb.cli import compose
 from nclb.config import resolve
+from nclb.config.compose import compose
 from nclb.runlog import RECORDS, SUMMARY, RecordWriter, read_records
 from nclb.runner import run
 from nclb.sharding import Shard, consolidate, shard_file, shard_files

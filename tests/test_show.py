@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from nclb.cli import compose
+from nclb.config.compose import compose
 from nclb.errors import UserError
 from nclb.show import parse_args, show
 from nclb.show.plot import (

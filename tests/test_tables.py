@@ -255,13 +255,13 @@ models:
 
 
 def test_table3_from_a_logged_posterior_summary(tmp_path):
-    from nclb import cli
+    from nclb.config.compose import compose
 
     out = tmp_path / "posterior"
     out.mkdir()
     grid = tmp_path / "t3.yaml"
     grid.write_text(TABLE3_GRID.replace("OUT", str(out)))
-    cfg = cli.compose("posterior", ["model=tiny", "task=arith", "n=10", f"out_dir={out}"])
+    cfg = compose("posterior", ["model=tiny", "task=arith", "n=10", f"out_dir={out}"])
     part = {"n": 10, "accuracy": 1.0, "mean_answer_logprob": -0.25}
     summary = {
         "problems": 10,
@@ -286,7 +286,7 @@ def test_table3_from_a_logged_posterior_summary(tmp_path):
 
 
 def test_figure4_from_a_logged_trace_score_summary(tmp_path):
-    from nclb import cli
+    from nclb.config.compose import compose
 
     out = tmp_path / "scores"
     out.mkdir()
@@ -294,7 +294,7 @@ def test_figure4_from_a_logged_trace_score_summary(tmp_path):
     grid.write_text(
         TABLE3_GRID.replace("kind: posterior", "kind: correlation").replace("OUT", str(out))
     )
-    cfg = cli.compose("trace_score", ["model=tiny", "task=arith", "n=10", f"out_dir={out}"])
+    cfg = compose("trace_score", ["model=tiny", "task=arith", "n=10", f"out_dir={out}"])
     rows = [
         {
             "fraction": f,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from nclb.cli import compose
+from nclb.config.compose import compose
 from nclb.runner import run
 
 # Floors on 50 examples, a little under the 500-example numbers of checkpoints/README.md, so that

@@ -19,8 +19,8 @@ from typing import Any
 
 import torch
 
-from nclb.cli import compose
-from nclb.config import RunSettings, resolve
+from nclb.config.compose import compose
+from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM
 from nclb.models.registry import build_model
 from nclb.runlog import git_revision

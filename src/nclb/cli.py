@@ -6,8 +6,6 @@ at once with one line naming the key and what is allowed.
 
 from __future__ import annotations
 
-import importlib.util
-import itertools
 import os
 import signal
 import sys
@@ -15,7 +13,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nclb.config import GROUPS, config_dir, group_options
+from nclb.config.compose import expand_sweeps, validate
+from nclb.config.paths import config_dir
 from nclb.errors import UserError, file_system_message
 
 USAGE = """usage: nclb COMMAND [-m] [key=value ...]
@@ -33,106 +32,6 @@ commands:
 examples:
   nclb run decoder=med lam=0.2 limit=20
   nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1,0.3"""
-
-
-def expand_sweeps(overrides: list[str]) -> list[list[str]]:
-    """Every combination of a Hydra sweep (a=1,2 b=x,y) as plain override lists."""
-    from hydra.core.override_parser.overrides_parser import OverridesParser
-
-    parsed = OverridesParser.create().parse_overrides(overrides)
-    choices = []
-    for o in parsed:
-        key = o.get_key_element()
-        if o.is_sweep_override():
-            choices.append([f"{key}={v}" for v in o.sweep_string_iterator()])
-        else:
-            choices.append([o.input_line])
-    return [list(c) for c in itertools.product(*choices)]
-
-
-# configs/hydra/launcher/<name>.yaml -> (the Hydra plugin module, its pip package)
-LAUNCHER_PLUGINS = {
-    "local": ("hydra_joblib_launcher", "hydra-joblib-launcher"),
-    "slurm": ("hydra_submitit_launcher", "hydra-submitit-launcher"),
-}
-
-
-def check_groups(overrides: list[str]) -> None:
-    """A UserError for a group option that has no YAML file."""
-    for item in overrides:
-        key, _, value = item.lstrip("+~").partition("=")
-        if key in GROUPS and value not in group_options(key):
-            raise UserError(f"{key}={value} is unknown; choose one of {group_options(key)}")
-        plugin = LAUNCHER_PLUGINS.get(value) if key == "hydra/launcher" else None
-        if plugin and importlib.util.find_spec(f"hydra_plugins.{plugin[0]}") is None:
-            raise UserError(
-                f"hydra/launcher={value} needs the {plugin[1]} package; "
-                "install it with: pip install -e '.[cluster]'"
-            )
-
-
-def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
-    """The composed config as a plain dict (Hydra's errors turned into one line)."""
-    from hydra import compose as hydra_compose
-    from hydra import initialize_config_dir
-    from hydra.errors import HydraException
-    from omegaconf import OmegaConf
-    from omegaconf.errors import OmegaConfBaseException
-
-    try:
-        with initialize_config_dir(str(config_dir()), version_base=None):
-            cfg = hydra_compose(config_name, overrides=overrides)
-        return OmegaConf.to_container(cfg, resolve=True)
-    except (HydraException, OmegaConfBaseException) as err:
-        text = str(err)
-        if text.startswith("Could not override") or "not in struct" in text:
-            key = text.split("'")[1] if "'" in text else text
-            raise UserError(
-                f"{key} is not a config key of `{config_name}`; check the spelling "
-                f"(keys are listed in configs/{config_name}.yaml and its groups)"
-            ) from None
-        first = text.strip().splitlines()[0]
-        raise UserError(f"{first} (check the key=value overrides; see configs/)") from None
-
-
-def check_arguments(overrides: list[str]) -> list[list[str]]:
-    """Every combination of the sweep; a UserError for an argument that is not key=value
-    (Hydra's ~key deletion aside) or that Hydra cannot parse."""
-    from hydra.errors import HydraException
-
-    for item in overrides:
-        if "=" not in item and not item.startswith("~"):
-            raise UserError(
-                f"{item!r} is not a key=value override; write key=value "
-                "(`nclb COMMAND --help` lists the keys)"
-            )
-    try:
-        return expand_sweeps(overrides)
-    except HydraException as err:
-        first = str(err).strip().splitlines()[0]
-        raise UserError(f"{first} (write key=value, or key=a,b for a sweep)") from None
-
-
-def check_common(cfg: dict[str, Any]) -> None:
-    """Checks every command shares: threads is valid, out_dir is a writable folder."""
-    from nclb.preflight import check_writable
-    from nclb.threads import parse_threads
-
-    parse_threads(cfg.get("threads"))
-    if cfg.get("out_dir"):
-        check_writable("out_dir", Path(str(cfg["out_dir"])))
-
-
-def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any]) -> list[Any]:
-    """Compose and check every combination of the sweep before any job starts; returns what
-    `check` returned for each."""
-    results = []
-    for combo in check_arguments(overrides):
-        check_groups(combo)
-        cfg = compose(config_name, combo)
-        check_common(cfg)
-        results.append(check(cfg))
-    return results
 
 
 def fail(message: str) -> NoReturn:
@@ -184,7 +83,7 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
 
 def run_command(argv: list[str]) -> None:
     """`nclb run`."""
-    from nclb.config import resolve
+    from nclb.config.settings import resolve
     from nclb.kl import kl_options
     from nclb.preflight import check_run
     from nclb.runlog import run_folder

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import yaml
 
-from nclb.config import config_dir, group_options
+from nclb.config.paths import config_dir, group_options
 
 KEY_LINE = re.compile(r"^(?P<indent> *)(?P<key>[A-Za-z_][\w-]*):(?P<rest>.*)$")
 SKIPPED_BLOCKS = ("defaults", "hydra")

@@ -278,9 +278,9 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
         )
     source = Path(model_cfg["path"]) if model_cfg.get("path") else None
     if source is None and model_cfg.get("name") == "tiny":
-        from nclb.config import REPO_ROOT
+        from nclb.config.paths import tiny_checkpoint
 
-        source = REPO_ROOT / "checkpoints" / f"tiny-{task.name}"
+        source = tiny_checkpoint(task.name)
     items, counts = load_items(cfg["data"], task, lm, gen_length)
     out = Path(cfg["out_dir"])
     out.mkdir(parents=True, exist_ok=True)

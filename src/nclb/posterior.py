@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from nclb.config import resolve
+from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM

@@ -12,7 +12,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nclb.config import REPO_ROOT, RunSettings
+from nclb.config.paths import REPO_ROOT, tiny_checkpoint
+from nclb.config.settings import RunSettings
 
 try:
     import fcntl
@@ -249,7 +250,7 @@ def weights_file(identity: dict[str, Any]) -> Path | None:
     model = identity["model"]
     path = model.get("path")
     if not path and model.get("name") == "tiny":
-        path = REPO_ROOT / "checkpoints" / f"tiny-{identity['task']['name']}"
+        path = tiny_checkpoint(identity["task"]["name"])
     if not path or not Path(path).is_dir():
         return None
     files = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))

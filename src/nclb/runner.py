@@ -13,7 +13,7 @@ import torch
 from tqdm import tqdm
 
 from nclb import sharding
-from nclb.config import RunSettings, resolve
+from nclb.config.settings import RunSettings, resolve
 from nclb.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM
 from nclb.models.registry import build_model

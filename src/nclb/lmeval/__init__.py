@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nclb.config import config_dir
+from nclb.config.paths import config_dir
 from nclb.errors import UserError
 
 INSTALL_HINT = "pip install 'nclb[lmeval]'"

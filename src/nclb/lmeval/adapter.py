@@ -24,7 +24,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
-from nclb.config import resolve
+from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.lmeval.mdlm import mdlm_loglikelihood
 from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder

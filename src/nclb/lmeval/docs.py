@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from nclb.config import config_dir
+from nclb.config.paths import config_dir
 from nclb.tasks.base import Example
 from nclb.tasks.registry import build_task
 

@@ -14,7 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from nclb.config import RunSettings
+from nclb.config.settings import RunSettings
 from nclb.runlog import (
     RECORDS,
     RecordWriter,

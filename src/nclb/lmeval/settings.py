@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from nclb.config import GROUPS, config_dir, group_options
+from nclb.config.paths import GROUPS, config_dir, group_options
 from nclb.errors import UserError
 from nclb.lmeval import LOCAL_TASKS
 

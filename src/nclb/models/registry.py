@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from nclb.config import REPO_ROOT
+from nclb.config.paths import tiny_checkpoint
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Example, Task
@@ -42,7 +42,7 @@ def tiny_model(cfg: dict, task: Task) -> MaskedLM:
             f"the tiny model was trained on {trained}, not task={task.name}; use one of those "
             "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
         )
-    path = Path(cfg.get("path") or REPO_ROOT / "checkpoints" / f"tiny-{task.name}")
+    path = Path(cfg.get("path") or tiny_checkpoint(task.name))
     return load_hf_model({**loader_keys(cfg), "path": str(path)})
 
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nclb.config import REPO_ROOT
+from nclb.config.paths import tiny_checkpoint
 
 HF_MODELS = ("tiny", "llada", "dream")
 SPECIAL = "∅"  # eos / pad / other special tokens
@@ -39,7 +39,7 @@ def tokenizer_path(model: dict[str, Any], task: dict[str, Any]) -> str | None:
     if model.get("path"):
         return str(model["path"])
     if model.get("name") == "tiny" and task.get("name"):
-        return str(REPO_ROOT / "checkpoints" / f"tiny-{task['name']}")
+        return str(tiny_checkpoint(task["name"]))
     return None
 
 

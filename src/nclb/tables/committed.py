@@ -7,7 +7,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nclb.config import REPO_ROOT
+from nclb.config.paths import REPO_ROOT
 from nclb.errors import UserError
 from nclb.runlog import uncommitted_code
 

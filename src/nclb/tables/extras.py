@@ -10,11 +10,11 @@ from typing import Any
 
 import pandas as pd
 
-from nclb.config import config_dir
+from nclb.config.paths import config_dir
 from nclb.errors import UserError
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.front import front_table
-from nclb.tables.grid import Grid, merge_overrides
+from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
 from nclb.tables.lmeval_crosscheck import crosscheck_table
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, model_title, write_outputs
@@ -29,11 +29,11 @@ COMMAND_FUNCS = {
 
 
 def require_command(name: str, what: str) -> None:
-    """A one-line UserError when `nclb <name>` (and its config) is not in this checkout."""
-    from nclb import cli
+    """A one-line UserError when `nclb <name>` (its module and config) is not in this checkout."""
+    import importlib.util
 
-    config = COMMAND_FUNCS[name][0]
-    if name not in cli.COMMANDS or not (config_dir() / f"{config}.yaml").is_file():
+    config, module, _ = COMMAND_FUNCS[name]
+    if importlib.util.find_spec(module) is None or not (config_dir() / f"{config}.yaml").is_file():
         raise UserError(f"{what} needs `nclb {name}`, which this checkout does not have yet")
 
 
@@ -75,8 +75,7 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
 def command_groups(grid: Grid, name: str, extra: list[str], execute: bool, log):
     """(group, composed config, summary) for each group of a command grid; a group whose
     `requires` input is missing is skipped when `optional: true` (a UserError otherwise)."""
-    from nclb.cli import check_groups, compose
-    from nclb.tables.make import missing_input
+    from nclb.config.compose import check_groups, compose
 
     out, skipped = [], []
     for group in grid.groups:
@@ -148,7 +147,6 @@ def posterior_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:
     """Table 3: the fraction of correct reasoning traces, ordinary vs posterior decoding."""
-    from nclb.tables.make import output_stem
 
     require_command("posterior", grid.name)
     groups, skipped = command_groups(grid, "posterior", extra, execute, log)
@@ -280,7 +278,6 @@ def correlation_figure(
     """Figure 4: correlation of the partial-trace reward log p(a* | c, r_so_far) (and of the
     mean-confidence baseline) with final correctness, against the fraction of the trace."""
     from nclb.tables.figures import save
-    from nclb.tables.make import output_stem
 
     require_command("trace-score", grid.name)
     groups, skipped = command_groups(grid, "trace-score", extra, execute, log)

@@ -28,7 +28,7 @@ from typing import Any
 
 import yaml
 
-from nclb.config import config_dir
+from nclb.config.paths import config_dir
 from nclb.errors import UserError
 
 MODEL_KINDS = ("tiny", "llada", "dream")
@@ -194,3 +194,18 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
         options=dict(data.get("options") or {}),
         groups=list(models[model_kind] or []),
     )
+
+
+def output_stem(name: str, model_kind: str) -> str:
+    """results/<name> for the tiny model, results/<name>-<model> for the others."""
+    return name if model_kind == "tiny" else f"{name}-{model_kind}"
+
+
+def missing_input(group: dict[str, Any]) -> str | None:
+    """The first input a grid group lists under `requires` that does not exist (e.g. a
+    checkpoint another command makes: `{path: outputs/table4/base, missing: how to make it}`),
+    as a message; None when all exist."""
+    for req in group.get("requires") or []:
+        if not Path(req["path"]).exists():
+            return f"{req['path']} does not exist; {req['missing']}"
+    return None

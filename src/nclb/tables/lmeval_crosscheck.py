@@ -17,7 +17,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.runlog import RECORDS, SUMMARY, read_records
-from nclb.tables.grid import Grid, merge_overrides
+from nclb.tables.grid import Grid, merge_overrides, output_stem
 from nclb.tables.write import fmt, latex, markdown, model_title
 
 DISAGREEMENT_COLUMNS = [
@@ -44,7 +44,7 @@ def group_outputs(group: dict[str, Any], extra: list[str], execute: bool, log) -
         log(f"nclb lm-eval for {group.get('label')} (logged requests are not decoded again)")
         folder = Path(evaluate(cfg)["run_dir"])
     else:
-        from nclb.config import resolve
+        from nclb.config.settings import resolve
 
         folder, _ = run_folder(resolve(cfg), harness_identity(harness_options(cfg)))
         if not (folder / SAMPLES).is_file():
@@ -132,7 +132,6 @@ def crosscheck_table(
 ) -> list[Path]:
     """Write results/<stem>.{md,csv,tex} and <stem>-disagreements.csv."""
     from nclb.lmeval import require_lm_eval
-    from nclb.tables.make import output_stem
 
     require_lm_eval()
     rows, disagreements, lines = [], [], []

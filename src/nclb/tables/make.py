@@ -7,7 +7,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.tables.committed import committed_code_stamp
-from nclb.tables.grid import MODEL_KINDS, Grid, load_grid
+from nclb.tables.grid import MODEL_KINDS, Grid, load_grid, missing_input, output_stem
 
 # Grids that have a Makefile target (`make NAME MODEL=...`).
 MAKE_TARGETS = (
@@ -32,11 +32,6 @@ batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. thread
 threads (default 1; auto: torch's default, one per core). Outputs come from committed code: with
 uncommitted changes in src/, configs/ or scripts/, writing the repository's results/ is refused
 (allow_dirty=true overrides) and other outputs are stamped UNCOMMITTED CODE."""
-
-
-def output_stem(name: str, model_kind: str) -> str:
-    """results/<name> for the tiny model, results/<name>-<model> for the others."""
-    return name if model_kind == "tiny" else f"{name}-{model_kind}"
 
 
 def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
@@ -81,16 +76,6 @@ def set_threads(threads: str) -> None:
     from nclb.threads import use_threads
 
     use_threads(int(threads) if threads.isdigit() else threads)
-
-
-def missing_input(group: dict[str, Any]) -> str | None:
-    """The first input a grid group lists under `requires` that does not exist (e.g. a
-    checkpoint another command makes: `{path: outputs/table4/base, missing: how to make it}`),
-    as a message; None when all exist."""
-    for req in group.get("requires") or []:
-        if not Path(req["path"]).exists():
-            return f"{req['path']} does not exist; {req['missing']}"
-    return None
 
 
 def check_requires(grid: Grid) -> None:

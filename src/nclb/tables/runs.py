@@ -46,8 +46,8 @@ def plan(
 
     `required`: dotted summary keys (e.g. `kl.estimate`) a logged run must have to count.
     """
-    from nclb.cli import check_groups, compose
-    from nclb.config import resolve
+    from nclb.config.compose import check_groups, compose
+    from nclb.config.settings import resolve
     from nclb.tables.grid import merge_overrides
 
     planned = []

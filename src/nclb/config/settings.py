@@ -1,9 +1,8 @@
-"""From a composed Hydra config to validated run settings; one-line errors for bad input."""
+"""From a composed `nclb run` config to validated run settings; one-line errors for bad input."""
 
 from __future__ import annotations
 
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -11,20 +10,8 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-GROUPS = ("model", "task", "decoder")
 SHORTHANDS = {"lam": "lam", "k": "k"}
 DEVICES = ("auto", "cpu", "cuda")
-
-
-def config_dir() -> Path:
-    """Where the Hydra configs live: $NCLB_CONFIG_DIR, else the repo's configs/."""
-    return Path(os.environ.get("NCLB_CONFIG_DIR", REPO_ROOT / "configs"))
-
-
-def group_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML files in configs/<group>/)."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
 
 
 @dataclass
