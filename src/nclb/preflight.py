@@ -1,5 +1,5 @@
-"""Checks made before anything runs, for every combination of a sweep: the model's weights and
-the task's data are there, the generation fits the model's positions, out_dir is writable.
+"""Checks made before anything runs, for every combination of a sweep: the task builds from its
+settings, the model's weights and the task's data are there, the generation fits the model's positions, out_dir is writable.
 
 Each failure is a UserError with one line that says what to change, so a sweep over
 `model=tiny,llada` fails on llada's missing weights before tiny's run starts.
@@ -12,7 +12,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from nclb.config import REPO_ROOT, RunSettings
+from nclb.config.paths import tiny_checkpoint
+from nclb.config.settings import RunSettings
 from nclb.errors import UserError
 
 # config.json keys that hold a checkpoint's maximum sequence length (tiny, Dream | LLaDA).
@@ -35,7 +36,7 @@ def checkpoint_folder(model: dict[str, Any], task_name: str) -> Path | None:
                 f"the tiny model was trained on {trained}, not task={task_name}; use one of those "
                 "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
             )
-        path = REPO_ROOT / "checkpoints" / f"tiny-{task_name}"
+        path = tiny_checkpoint(task_name)
     if model.get("local_files_only") is False and not Path(str(path)).expanduser().is_dir():
         return None
     from nclb.models.hf import resolve_path  # one-line errors naming the download command
@@ -101,15 +102,18 @@ def check_fits(s: RunSettings, folder: Path) -> None:
         )
 
 
-def check_data(task: dict[str, Any], seen: set[str]) -> None:
-    """Load one example of a task that reads data files (a task config with `data_dir`), so
-    missing data fails now (DataError names what to set). `seen`: task configs already checked."""
+def check_task(task: dict[str, Any], seen: set[str]) -> None:
+    """Build the task, so a bad or unread task key fails now with one line, and load one
+    example of a task that reads data files (a task config with `data_dir`), so missing data
+    fails now (DataError names what to set). `seen`: task configs already checked."""
     key = json.dumps(task, sort_keys=True, default=str)
-    if "data_dir" not in task or key in seen:
+    if key in seen:
         return
     from nclb.tasks.registry import build_task
 
-    build_task(dict(task)).examples(1)
+    built = build_task(dict(task))
+    if "data_dir" in task:
+        built.examples(1)
     seen.add(key)
 
 
@@ -135,5 +139,5 @@ def check_run(s: RunSettings, seen: set[str] | None = None) -> None:
     folder = checkpoint_folder(s.model, s.task["name"])
     if folder is not None:
         check_fits(s, folder)
-    check_data(s.task, set() if seen is None else seen)
+    check_task(s.task, set() if seen is None else seen)
     check_writable("out_dir", s.out_dir)

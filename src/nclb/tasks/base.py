@@ -5,7 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+
+# Task config keys read by the run settings (nclb.config.settings.resolve), whichever the task.
+RUN_KEYS = ("name", "gen_length", "block", "answer_length")
 
 
 @dataclass
@@ -58,3 +62,19 @@ class Task(Protocol):
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
         """Extract the answer from the decoded region (and answer block, if any) and score it."""
         ...
+
+
+def task_arguments(
+    task: str, cfg: dict[str, Any], keys: tuple[str, ...], checked: tuple[str, ...] = ()
+) -> dict[str, Any]:
+    """The constructor arguments of a task from its config: the `keys` it reads that are set
+    (None leaves the default). `checked`: keys the task's from_config validates itself (not
+    passed on). A key that neither the task nor the run settings read is a UserError naming
+    it, so a setting that would do nothing never starts a run."""
+    known = {*keys, *checked, *RUN_KEYS}
+    unread = sorted(set(cfg) - known)
+    if unread:
+        raise UserError(
+            f"task.{unread[0]} is not a key of task={task}; its keys: {sorted(known)}"
+        )
+    return {key: cfg[key] for key in keys if cfg.get(key) is not None}

@@ -8,7 +8,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import numeric_answer, parse_number, truncate_at_stop
 from nclb.tasks.template import infilling_canvas, plain_canvas
@@ -77,8 +77,8 @@ class GSM8kTask:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> GSM8kTask:
-        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
-        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+        """Build from the task YAML (as a plain dict); a key it does not read is an error."""
+        return cls(**task_arguments(cls.name, cfg, _CONFIG_KEYS))
 
     def _rows(self, split: str) -> list[dict]:
         return load_rows(

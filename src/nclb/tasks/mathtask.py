@@ -11,7 +11,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
 from nclb.tasks.template import infilling_canvas, plain_canvas
@@ -105,10 +105,10 @@ class MathTask:
 
     @classmethod
     def from_config(cls, cfg: dict[str, Any]) -> MathTask:
-        """Build from the task YAML (as a plain dict); keys the task does not use are ignored."""
+        """Build from the task YAML (as a plain dict); a key it does not read is an error."""
         if cfg.get("n_shot"):
             raise UserError(f"n_shot is not supported by {cls.name}; it is zero-shot")
-        return cls(**{k: cfg[k] for k in _CONFIG_KEYS if cfg.get(k) is not None})
+        return cls(**task_arguments(cls.name, cfg, _CONFIG_KEYS, checked=("n_shot",)))
 
     def examples(self, limit: int | None = None) -> list[Example]:
         """Problems in file order, zero-shot, with the boxed-answer instruction."""

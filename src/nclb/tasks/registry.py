@@ -26,4 +26,7 @@ def build_task(cfg: dict) -> Task:
     if name not in TASKS:
         raise UserError(f"task={name!r} is unknown; choose one of {sorted(TASKS)}")
     module, cls = TASKS[name].split(":")
-    return getattr(importlib.import_module(module), cls).from_config(cfg)
+    try:
+        return getattr(importlib.import_module(module), cls).from_config(cfg)
+    except (ValueError, TypeError) as err:  # a task's own check of its values
+        raise UserError(f"task={name}: {err}") from None

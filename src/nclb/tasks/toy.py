@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.template import plain_canvas
 
 
@@ -19,7 +19,8 @@ class PalindromeTask:
 
     @classmethod
     def from_config(cls, cfg: dict) -> PalindromeTask:
-        """Build from the task YAML."""
+        """Build from the task YAML; a key it does not read is an error."""
+        task_arguments(cls.name, cfg, ("n",))
         return cls(n=int(cfg.get("n", 100)), length=int(cfg["gen_length"]))
 
     def examples(self, limit: int | None = None) -> list[Example]:
