@@ -10,6 +10,10 @@ Also the Table 3 analogue on the 3-step test problems: the fraction of correct p
 vs traces from ordinary decoding. Writes outputs/table4/results.{json,md}.
 
     .venv/bin/python scripts/table4.py [--n 2000] [--steps 500] [--eval-n 500]
+
+On a GPU, the longer fine-tunes and the Figure 4 trace scores of the fine-tuned and the base model:
+
+    .venv/bin/python scripts/table4.py --device cuda --steps 1500 --batch 64 --trace-score --out OUT
 """
 
 from __future__ import annotations
@@ -32,6 +36,29 @@ def nclb(*args: str) -> None:
     subprocess.run([exe, *args], check=True, cwd=ROOT)
 
 
+def trace_scores(finetuned: str, base: str, device: list[str], args) -> dict:
+    """`nclb trace-score` of the gold fine-tune on 3-step test problems and of the base model on
+    its own test set: each run's accuracy and n (correlations.csv is in its out_dir)."""
+    scores = {}
+    for label, path, task in (
+        ("ft-gold, 3-step test", finetuned, HARD),
+        ("base, 2-3 step test", base, []),
+    ):
+        out = Path(args.out) / f"trace-{len(scores) + 1}"
+        nclb(
+            "trace-score",
+            f"model.path={path}",
+            "threads=1",
+            *device,
+            *task,
+            f"n={args.eval_n}",
+            f"out_dir={out}",
+        )
+        summary = json.loads((ROOT / out / "summary.json").read_text())
+        scores[label] = {"accuracy": summary["accuracy"], "n": summary["n"], "out_dir": str(out)}
+    return scores
+
+
 def main() -> None:
     """Posterior traces, three fine-tunes, one results table."""
     ap = argparse.ArgumentParser()
@@ -42,11 +69,15 @@ def main() -> None:
     ap.add_argument("--lr", default="5e-4")
     ap.add_argument("--eval-n", type=int, default=500)
     ap.add_argument("--table3-n", type=int, default=500)
+    ap.add_argument("--device", help="device of every command (default: each config's, auto)")
+    ap.add_argument("--batch", type=int, help="fine-tuning batch size (default: the config's)")
+    ap.add_argument("--trace-score", action="store_true", help="also nclb trace-score (Figure 4)")
     args = ap.parse_args()
     base, out = args.base, Path(args.out)
     if not (ROOT / base / "config.json").is_file():
         raise SystemExit(f"no base checkpoint at {base}; see the docstring")
-    common = [f"model.path={base}", "threads=1", *HARD]
+    device = [f"device={args.device}"] if args.device else []
+    common = [f"model.path={base}", "threads=1", *device, *HARD]
     nclb(
         "posterior",
         *common,
@@ -67,7 +98,9 @@ def main() -> None:
     ft = [
         f"init={base}",
         "threads=1",
+        *device,
         *HARD,
+        *([f"optim.batch_size={args.batch}"] if args.batch else []),
         f"optim.steps={args.steps}",
         f"optim.lr={args.lr}",
         f"eval.n={args.eval_n}",
@@ -91,6 +124,8 @@ def main() -> None:
         "table3": {k: table3[k] for k in ("posterior", "prior", "posterior_where_prior_wrong")},
         "settings": vars(args),
     }
+    if args.trace_score:
+        results["trace_score"] = trace_scores(summaries["gold"]["checkpoint"], base, device, args)
     (ROOT / out / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     lines = [
         f"Held-out 3-step arith ({args.eval_n} problems), greedy k=1; fine-tuning on {args.n} "

@@ -19,17 +19,17 @@ import time
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from omegaconf import OmegaConf  # noqa: E402
 
-from nclb.sampler import SamplerConfig, build_decoder, generate  # noqa: E402
 from nclb.tasks.arith import ArithTask  # noqa: E402
 from nclb.tiny.checkpoint import save_checkpoint  # noqa: E402
 from nclb.tiny.tokenizer import build_tokenizer  # noqa: E402
-from nclb.train import _new_model, _TinyLM, lr_factor, make_batch  # noqa: E402
+from nclb.train import _new_model, _TinyLM, make_batch, mdlm_loss  # noqa: E402
+from nclb.training.evaluate import greedy_outputs  # noqa: E402
+from nclb.training.schedule import lr_factor  # noqa: E402
 
 
 class Batches(torch.utils.data.IterableDataset):
@@ -92,13 +92,7 @@ def main() -> None:
         ids, attn, maskable = ids.to(device), attn.to(device), maskable.to(device)
         for group in opt.param_groups:
             group["lr"] = args.lr * lr_factor(step / args.steps, 0.03, 0.1)
-        b = ids.shape[0]
-        u = (torch.arange(b, device=device) + torch.rand(b, generator=gen, device=device)) / b
-        t = 1e-3 + (1 - 1e-3) * u[torch.randperm(b, generator=gen, device=device)]
-        masked = (torch.rand(ids.shape, generator=gen, device=device) < t[:, None]) & maskable
-        logits = model(ids.masked_fill(masked, tokenizer.mask_token_id), attention_mask=attn).logits
-        ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
-        loss = (ce / t[:, None].expand_as(ids)[masked]).sum() / maskable.sum().clamp(min=1)
+        loss, _ = mdlm_loss(model, ids, attn, maskable, tokenizer.mask_token_id, 1e-3, gen)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -116,16 +110,9 @@ def main() -> None:
     for n_steps in (2, 3):
         task = ArithTask(min_steps=n_steps, max_steps=n_steps)
         examples = task.examples(args.eval_n)
-        canvases = [task.canvas(ex, lm, task.gen_length) for ex in examples]
-        with torch.no_grad():
-            gens = generate(lm, canvases, build_decoder("ktoken", k=1), SamplerConfig(block=8))
-        correct = traced = 0
-        for ex, canvas, g in zip(examples, canvases, gens, strict=True):
-            text = lm.codec.decode(g.region)
-            answer = lm.codec.decode(g.region[canvas.answer[0] : canvas.answer[1]])
-            score = task.score(ex, text, answer)
-            correct += score.correct
-            traced += score.detail["trace_ok"]
+        outputs = greedy_outputs(task, lm, examples, 8, task.gen_length, len(examples))
+        correct = sum(out.score.correct for out in outputs)
+        traced = sum(out.score.detail["trace_ok"] for out in outputs)
         n = len(examples)
         results[f"{n_steps}-step"] = {"accuracy": correct / n, "trace_ok": traced / n}
     print(json.dumps(results), flush=True)

@@ -10,7 +10,7 @@ from tests.test_arith import CharLM
 
 from nclb.config import config_dir
 from nclb.tasks.arith import ArithTask
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 from nclb.tiny.tokenizer import build_tokenizer
 
 CHAIN = dict(

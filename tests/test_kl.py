@@ -18,9 +18,9 @@ from nclb.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.models.oracle import OracleModel, random_joint
 from nclb.runner import run
 from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.sampler.decoders import StepView
 from nclb.sampler.exact import sampler_probabilities
 from nclb.sampler.loop import Generation, StepRecord, active_window
+from nclb.sampler.policy import StepView
 from nclb.sampler.stats import position_stats
 from nclb.tables.contrast import contrast_notes
 from nclb.tables.grid import load_grid

@@ -10,8 +10,8 @@ import torch
 from nclb.errors import UserError
 from nclb.models.oracle import OracleModel, palindrome_joint, random_joint
 from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.sampler.decoders import StepView
 from nclb.sampler.exact import sampler_probabilities, state_machine_probabilities
+from nclb.sampler.policy import StepView
 from nclb.sampler.stats import position_stats
 from nclb.tables.front import compare, pareto_flags
 from nclb.tasks.template import plain_canvas

@@ -12,7 +12,7 @@ import torch
 
 from conftest import FixedLogitsModel
 from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.sampler.decoders import llada_schedule
+from nclb.sampler.decoders.llada import llada_schedule
 from nclb.tasks.base import Canvas
 
 

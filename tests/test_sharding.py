@@ -12,7 +12,7 @@ from nclb.config.compose import compose
 from nclb.runlog import RECORDS, SUMMARY, RecordWriter, read_records
 from nclb.runner import run
 from nclb.sharding import Shard, consolidate, shard_file, shard_files
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 
 ARGS = [
     "model=tiny",

@@ -4,24 +4,14 @@ a key no config has each end `nclb run` (and a sweep) with one line naming the k
 from __future__ import annotations
 
 import pytest
+from tests.test_user_errors import one_line_error
 
-from nclb.cli import main
 from nclb.config.compose import compose
 from nclb.config.paths import group_options
 from nclb.errors import UserError
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 
 ORACLE = ["model=oracle", "task=toy", "limit=3"]
-
-
-def one_line_error(capsys, argv: list[str]) -> str:
-    """Run `nclb argv` in-process, expect exit status 2 and one `error:` line; return it."""
-    with pytest.raises(SystemExit) as stop:
-        main(argv)
-    assert stop.value.code == 2
-    lines = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: "), lines
-    return lines[0]
 
 
 def nothing_ran(out_dir) -> bool:

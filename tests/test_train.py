@@ -10,7 +10,8 @@ from hydra import compose, initialize_config_dir
 from nclb.errors import UserError
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.tokenizer import build_tokenizer
-from nclb.train import _new_model, _TinyLM, lr_factor, make_batch, mdlm_loss, train
+from nclb.train import _new_model, _TinyLM, make_batch, mdlm_loss, train
+from nclb.training.schedule import lr_factor
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 SMALL = [

@@ -22,12 +22,12 @@ import torch
 from nclb.config.compose import compose
 from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM
-from nclb.models.registry import build_model
+from nclb.models.build import build_model
 from nclb.runlog import git_revision
 from nclb.runner import decode, make_record
 from nclb.sampler import generate
 from nclb.tasks.base import Canvas, Example, Task
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 
 BATCH_SIZES = (1, 8, 64)
 REFERENCE = "k=1"

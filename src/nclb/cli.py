@@ -16,6 +16,7 @@ from typing import Any, NoReturn
 from nclb.config.compose import expand_sweeps, validate
 from nclb.config.paths import config_dir
 from nclb.errors import UserError, file_system_message
+from nclb.plugins import search_path_overrides
 
 USAGE = """usage: nclb COMMAND [-m] [key=value ...]
 
@@ -77,7 +78,7 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
         finally:
             remove_empty_job_dir()
 
-    sys.argv = [sys.argv[0], *argv]
+    sys.argv = [sys.argv[0], *argv, *search_path_overrides()]
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(entry)()
 
 

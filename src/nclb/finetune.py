@@ -20,19 +20,20 @@ from pathlib import Path
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.models.build import build_model
 from nclb.models.hf import shift_right
-from nclb.models.registry import build_model
 from nclb.posterior import SOURCES, problems
 from nclb.runlog import git_revision, read_records, write_json_atomic
-from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.base import Example, Task
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 from nclb.threads import use_threads
-from nclb.train import lr_factor
+from nclb.training.batching import left_pad_targets
+from nclb.training.evaluate import greedy_outputs
+from nclb.training.loss import draw_masks, weighted_masked_ce
+from nclb.training.schedule import lr_factor
 
 TRACE_MODES = ("posterior", "prior", "all")
 
@@ -120,14 +121,8 @@ def load_items(
 
 def collate(items: list[TrainItem], pad_id: int) -> tuple[torch.Tensor, ...]:
     """Left-padded ids [B, N], attention mask [B, N] and response targets [B, N]."""
-    width = max(len(it.prompt) for it in items)
-    ids, attn, maskable = [], [], []
-    for it in items:
-        pad = width - len(it.prompt)
-        ids.append([pad_id] * pad + it.prompt + it.region)
-        attn.append([False] * pad + [True] * (len(it.prompt) + len(it.region)))
-        maskable.append([False] * (pad + len(it.prompt)) + it.maskable)
-    return torch.tensor(ids), torch.tensor(attn), torch.tensor(maskable)
+    prompts, regions = [it.prompt for it in items], [it.region for it in items]
+    return left_pad_targets(prompts, regions, [it.maskable for it in items], pad_id)
 
 
 def train_logits(lm: MaskedLM, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
@@ -150,16 +145,11 @@ def response_mdlm_loss(
 ) -> torch.Tensor:
     """The 1/t-weighted masked cross-entropy over response positions (module docstring).
     Random draws are made on the CPU (`gen`), so a seed gives the same masks on any device."""
-    b = ids.shape[0]
-    u = (torch.arange(b) + torch.rand(b, generator=gen)) / b
-    t = eps + (1 - eps) * u[torch.randperm(b, generator=gen)]
-    masked = (torch.rand(ids.shape, generator=gen) < t[:, None]) & maskable
+    t, masked = draw_masks(ids, maskable, eps, gen)
     device = lm.device
-    ids_d, masked_d = ids.to(device), masked.to(device)
-    logits = train_logits(lm, ids_d.masked_fill(masked_d, lm.mask_id), attn.to(device))
-    ce = F.cross_entropy(logits[masked_d].float(), ids_d[masked_d], reduction="none")
-    weights = (1.0 / t)[:, None].expand_as(ids)[masked].to(device)
-    return (ce * weights).sum() / maskable.sum().clamp(min=1).to(device)
+    inputs = ids.masked_fill(masked, lm.mask_id).to(device)
+    logits = train_logits(lm, inputs, attn.to(device))
+    return weighted_masked_ce(logits, ids, masked, t) / maskable.sum().clamp(min=1).to(device)
 
 
 def add_lora(lm: MaskedLM, cfg: dict[str, Any]):
@@ -194,20 +184,12 @@ def evaluate(task: Task, lm: MaskedLM, n: int, block: int, gen_length: int, batc
     fraction of correct traces where the task can check them."""
     lm.model.eval()
     examples = task.examples(n)
-    decoder, sampler = build_decoder("ktoken", k=1), SamplerConfig(block=block)
     correct, traced, checked = 0, 0, 0
-    for start in range(0, len(examples), batch):
-        chunk = examples[start : start + batch]
-        canvases = [task.canvas(ex, lm, gen_length) for ex in chunk]
-        for ex, canvas, g in zip(chunk, canvases, generate(lm, canvases, decoder, sampler)):
-            text = lm.codec.decode(g.region)
-            answer = None
-            if canvas.answer is not None:
-                answer = lm.codec.decode(g.region[canvas.answer[0] : canvas.answer[1]])
-            correct += task.score(ex, text, answer).correct
-            if hasattr(task, "check_trace"):
-                checked += 1
-                traced += bool(task.check_trace(text, ex.prompt))
+    for ex, out in zip(examples, greedy_outputs(task, lm, examples, block, gen_length, batch)):
+        correct += out.score.correct
+        if hasattr(task, "check_trace"):
+            checked += 1
+            traced += bool(task.check_trace(out.text, ex.prompt))
     out = {"n": len(examples), "accuracy": correct / max(1, len(examples))}
     if checked:
         out["trace_ok"] = traced / checked

@@ -41,8 +41,8 @@ import torch
 from nclb.errors import UserError
 from nclb.likelihood import region_apply
 from nclb.models.base import MaskedLM
-from nclb.sampler.decoders import Decoder
 from nclb.sampler.loop import Generation, SamplerConfig, StepRecord
+from nclb.sampler.policy import Decoder
 from nclb.tasks.base import Canvas
 
 KL_ORDERS = ("entropy", "left_to_right")

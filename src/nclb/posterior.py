@@ -22,11 +22,12 @@ from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM
-from nclb.models.registry import build_model
+from nclb.models.build import build_model
 from nclb.runlog import git_revision, read_records, write_json_atomic
 from nclb.runner import decode
 from nclb.tasks.base import Canvas, Example, Task
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
+from nclb.tasks.outputs import read_output
 from nclb.threads import use_threads
 
 SOURCES = ("examples", "train_stream")
@@ -186,10 +187,8 @@ def trace_records(
     )
     records = []
     for (ex, canvas, mode, sample), g, lp in zip(items, gens, scores, strict=True):
-        text = model.codec.decode(g.region)
-        start, end = canvas.answer
-        answer = model.codec.decode(g.region[start:end])
-        score = task.score(ex, text, answer)
+        out = read_output(task, model, ex, canvas, g.region)
+        text, answer, score = out.text, out.answer, out.score
         records.append(
             {
                 "id": ex.id,

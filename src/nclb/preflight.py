@@ -109,7 +109,7 @@ def check_task(task: dict[str, Any], seen: set[str]) -> None:
     key = json.dumps(task, sort_keys=True, default=str)
     if key in seen:
         return
-    from nclb.tasks.registry import build_task
+    from nclb.tasks.build import build_task
 
     built = build_task(dict(task))
     if "data_dir" in task:

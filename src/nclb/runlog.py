@@ -75,6 +75,15 @@ def parse_record(line: bytes, key: str | None) -> dict[str, Any] | None:
     return record
 
 
+def read_json_lines(path: Path) -> list[dict[str, Any]]:
+    """The complete JSON objects of a .jsonl file, read only: a line still being written (no
+    newline yet) or garbled is skipped, never cut or moved ([] when there is no file)."""
+    if not path.is_file():
+        return []
+    with path.open("rb") as f:
+        return [record for line in f if (record := parse_record(line, None)) is not None]
+
+
 def set_aside_path(path: Path) -> Path:
     """The side file for lines taken out of `path`: <stem>.set-aside-<UTC time><suffix>."""
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())

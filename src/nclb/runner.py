@@ -16,7 +16,7 @@ from nclb import sharding
 from nclb.config.settings import RunSettings, resolve
 from nclb.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM
-from nclb.models.registry import build_model
+from nclb.models.build import build_model
 from nclb.runlog import (
     RECORDS,
     SUMMARY,
@@ -32,7 +32,8 @@ from nclb.runlog import (
 from nclb.sampler import Decoder, Generation, SamplerConfig, generate
 from nclb.sampler.streams import stream_id
 from nclb.tasks.base import Canvas, Example, Task
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
+from nclb.tasks.outputs import read_output
 from nclb.tasks.scoring_pool import ScoringPool, scoring_workers
 from nclb.tasks.verdicts import verdict_summary
 
@@ -112,11 +113,8 @@ def make_record(
     trajectory: bool,
 ) -> dict[str, Any]:
     """The per-example log line: prompt, output, answer, correctness, NFE, tokens, time."""
-    text = model.codec.decode(gen.region)
-    answer = None
-    if canvas.answer is not None:
-        answer = model.codec.decode(gen.region[canvas.answer[0] : canvas.answer[1]])
-    score = task.score(ex, text, answer)
+    out = read_output(task, model, ex, canvas, gen.region)
+    text, answer, score = out.text, out.answer, out.score
     committed = sum(len(s.positions) for s in gen.steps)
     record = {
         "id": ex.id,

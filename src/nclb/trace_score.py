@@ -23,13 +23,14 @@ from tqdm import tqdm
 from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.likelihood import ANSWER_SCORES, answer_logprobs
-from nclb.models.registry import build_model
+from nclb.models.build import build_model
 from nclb.posterior import answer_text, fill_answer
 from nclb.runlog import git_revision, write_json_atomic
 from nclb.runner import decode
 from nclb.sampler import Generation, build_decoder
 from nclb.tasks.base import Canvas
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
+from nclb.tasks.outputs import read_output
 from nclb.threads import use_threads
 
 
@@ -141,9 +142,7 @@ def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     rows, prompts, states, spans = [], [], [], []
     for ex, canvas in items:
         g = gens[ex.id]
-        text = model.codec.decode(g.region)
-        answer = model.codec.decode(g.region[canvas.answer[0] : canvas.answer[1]])
-        correct = bool(task.score(ex, text, answer).correct)
+        correct = bool(read_output(task, model, ex, canvas, g.region).score.correct)
         gold = fill_answer(canvas, model, answer_text(task, ex))
         order = trace_positions(canvas, g, model.mask_id, model.eos_ids)
         for f in fractions:

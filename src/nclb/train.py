@@ -11,7 +11,6 @@ Hugging Face checkpoint (`hf/`), the resumable state (`state.pt`) and `metrics.j
 from __future__ import annotations
 
 import json
-import math
 import shutil
 import time
 from collections.abc import Iterator
@@ -25,22 +24,18 @@ from tqdm import tqdm
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.hf import HFCodec, resolve_device
-from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.tasks.arith import ArithTask
 from nclb.tasks.base import Example
-from nclb.tasks.sudoku9 import Sudoku9Task
+from nclb.tasks.build import build_trainable_task
 from nclb.threads import use_threads
 from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
 from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
 from nclb.tiny.tokenizer import build_tokenizer
+from nclb.training.batching import left_pad_targets
+from nclb.training.evaluate import greedy_outputs
+from nclb.training.loss import draw_masks, weighted_masked_ce
+from nclb.training.schedule import lr_factor
 
 EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
-TRAINABLE = {
-    "arith": ArithTask,
-    "chain": ArithTask,
-    "chain_canonical": ArithTask,
-    "sudoku9": Sudoku9Task,
-}
 
 
 class _TinyLM:
@@ -64,14 +59,6 @@ class _TinyLM:
         return self.codec.encode(text)
 
 
-def build_trainable_task(cfg: dict) -> ArithTask | Sudoku9Task:
-    """The synthetic task named by cfg['name'] (only these have training streams)."""
-    name = cfg.get("name")
-    if name not in TRAINABLE:
-        raise UserError(f"task={name!r} cannot be trained on; choose one of {sorted(TRAINABLE)}")
-    return TRAINABLE[name].from_config(cfg)
-
-
 def make_batch(
     task, lm: MaskedLM, examples: list[Example], gen_length: int
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -83,15 +70,8 @@ def make_batch(
         # A gold position left masked (an answer-only example's scratchpad) is never a target.
         can = [r == lm.mask_id and g != lm.mask_id for r, g in zip(canvas.region, gold)]
         rows.append((canvas.prompt, gold, can))
-    width = max(len(p) for p, _, _ in rows)
-    ids, attn, maskable = [], [], []
-    for prompt, gold, can in rows:
-        pad = width - len(prompt)
-        ids.append([lm.pad_id] * pad + prompt + gold)
-        attn.append([False] * pad + [True] * (len(prompt) + gen_length))
-        maskable.append([False] * (pad + len(prompt)) + can)
-    as_tensor = torch.tensor
-    return as_tensor(ids), as_tensor(attn), as_tensor(maskable)
+    prompts, golds, targets = zip(*rows, strict=True)
+    return left_pad_targets(prompts, golds, targets, lm.pad_id)
 
 
 def mdlm_loss(
@@ -115,22 +95,17 @@ def mdlm_loss(
     against the true token at every visible maskable position (replaced or not) is added,
     unweighted, to the loss (same normaliser).
     """
-    b, dev = ids.shape[0], ids.device
-    u = (torch.arange(b, device=dev) + torch.rand(b, generator=gen, device=dev)) / b
-    t = eps + (t_max - eps) * u[torch.randperm(b, generator=gen, device=dev)]
-    masked = (torch.rand(ids.shape, generator=gen, device=dev) < t[:, None]) & maskable
+    t, masked = draw_masks(ids, maskable, eps, gen, t_max)
     inputs = ids.masked_fill(masked, mask_id)
     visible = maskable & ~masked
     if corrupt > 0:
         inputs = torch.where(
-            visible & (torch.rand(ids.shape, generator=gen, device=dev) < corrupt),
+            visible & (torch.rand(ids.shape, generator=gen, device=ids.device) < corrupt),
             _shuffled_within_rows(ids, maskable, gen),
             inputs,
         )
     logits = model(inputs, attention_mask=attn).logits
-    ce = F.cross_entropy(logits[masked], ids[masked], reduction="none")
-    weights = (1.0 / t)[:, None].expand_as(ids)[masked]
-    total = (ce * weights).sum()
+    total = weighted_masked_ce(logits, ids, masked, t)
     if corrupt > 0:
         total = total + F.cross_entropy(logits[visible], ids[visible], reduction="sum")
     loss = total / maskable.sum().clamp(min=1)
@@ -149,14 +124,6 @@ def _shuffled_within_rows(
     return ids.gather(1, order.gather(1, pick))
 
 
-def lr_factor(progress: float, warmup_frac: float, min_ratio: float) -> float:
-    """Linear warmup over the first `warmup_frac` of training, then cosine down to `min_ratio`."""
-    if progress < warmup_frac:
-        return progress / warmup_frac
-    done = min(1.0, (progress - warmup_frac) / max(1e-9, 1 - warmup_frac))
-    return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * done))
-
-
 @torch.no_grad()
 def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
     """Held-out masked-token accuracy (fixed masks at t=0.5) and greedy exact-match accuracy
@@ -170,19 +137,8 @@ def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
     ids, attn, masked = ids.to(lm.device), attn.to(lm.device), masked.to(lm.device)
     logits = lm.logits(ids.masked_fill(masked, lm.mask_id), attn)
     token_acc = (logits[masked].argmax(-1) == ids[masked]).float().mean().item()
-    decoder = build_decoder("ktoken", k=1, order="entropy")
-    sampler = SamplerConfig(block=int(cfg.task.block))
-    correct = 0
-    for start in range(0, len(examples), 64):
-        chunk = examples[start : start + 64]
-        canvases = [task.canvas(ex, lm, gen_length) for ex in chunk]
-        for ex, canvas, out in zip(
-            chunk, canvases, generate(lm, canvases, decoder, sampler), strict=True
-        ):
-            answer = None
-            if canvas.answer is not None:
-                answer = lm.codec.decode(out.region[canvas.answer[0] : canvas.answer[1]])
-            correct += task.score(ex, lm.codec.decode(out.region), answer).correct
+    outputs = greedy_outputs(task, lm, examples, int(cfg.task.block), gen_length, 64)
+    correct = sum(out.score.correct for out in outputs)
     lm.model.train()
     return {"token_acc": token_acc, "exact": correct / len(examples)}
 

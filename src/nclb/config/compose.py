@@ -11,6 +11,7 @@ from typing import Any
 
 from nclb.config.paths import GROUPS, config_dir, group_options
 from nclb.errors import UserError
+from nclb.plugins import search_path_overrides
 
 # configs/hydra/launcher/<name>.yaml -> (the Hydra plugin module, its pip package)
 LAUNCHER_PLUGINS = {
@@ -58,7 +59,7 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
 
     try:
         with initialize_config_dir(str(config_dir()), version_base=None):
-            cfg = hydra_compose(config_name, overrides=overrides)
+            cfg = hydra_compose(config_name, overrides=[*overrides, *search_path_overrides()])
         return OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as err:
         text = str(err)

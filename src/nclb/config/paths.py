@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from nclb.plugins import plugin_config_dirs
+
 REPO_ROOT = Path(__file__).resolve().parents[3]
 GROUPS = ("model", "task", "decoder")
 
@@ -15,8 +17,10 @@ def config_dir() -> Path:
 
 
 def group_options(group: str) -> list[str]:
-    """The option names of a config group (the YAML files in configs/<group>/)."""
-    return sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+    """The option names of a config group: the YAML files in configs/<group>/ and in the
+    plugins' configs/<group>/ (nclb.plugins)."""
+    folders = [config_dir(), *plugin_config_dirs()]
+    return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
 
 
 def tiny_checkpoint(task_name: str) -> Path:

@@ -9,6 +9,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
+from nclb.sampler.policy import config_params
 
 SHORTHANDS = {"lam": "lam", "k": "k"}
 DEVICES = ("auto", "cpu", "cuda")
@@ -89,16 +90,7 @@ def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str
         params[key] = cfg[short]
     if "lam" in params:
         params["lam"] = number("lam", params["lam"], "an entropy in nats")
-    if name == "llada":
-        blocks = -(-gen_length // block)
-        steps = positive_int("decoder.steps", params.pop("steps"), allow_none=True) or gen_length
-        if steps % blocks:
-            raise UserError(
-                f"decoder.steps={steps} must be a multiple of the number of blocks ({blocks} = "
-                f"gen_length {gen_length} / block {block})"
-            )
-        params["steps_per_block"] = steps // blocks
-    return params
+    return config_params(name, params, gen_length, block)
 
 
 def resolve(cfg: dict[str, Any]) -> RunSettings:

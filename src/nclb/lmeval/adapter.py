@@ -29,14 +29,14 @@ from nclb.errors import UserError
 from nclb.lmeval.mdlm import mdlm_loglikelihood
 from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder
 from nclb.lmeval.settings import compose_config, harness_options
-from nclb.models.registry import build_model
+from nclb.models.build import build_model
 from nclb.runner import decode, make_record
 from nclb.sampler import Generation
 from nclb.sampler.streams import stream_id
 from nclb.tables.grid import format_value as override_value
 from nclb.tasks.base import Canvas, Example
+from nclb.tasks.build import build_task
 from nclb.tasks.data import DataError
-from nclb.tasks.registry import build_task
 
 
 @dataclass

@@ -12,7 +12,7 @@ from typing import Any
 
 from nclb.config.paths import config_dir
 from nclb.tasks.base import Example
-from nclb.tasks.registry import build_task
+from nclb.tasks.build import build_task
 
 
 def task_config(name: str) -> dict[str, Any]:

@@ -12,8 +12,8 @@ import itertools
 import torch
 
 from nclb.models.oracle import OracleModel
-from nclb.sampler.decoders import Decoder, StepView
 from nclb.sampler.loop import active_window
+from nclb.sampler.policy import Decoder, StepView
 from nclb.sampler.stats import position_stats
 
 

@@ -19,7 +19,8 @@ import torch
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.sampler.decoders import Decoder, StepView
+from nclb.models.padding import left_pad as pad_rows
+from nclb.sampler.policy import Decoder, StepView
 from nclb.sampler.stats import PositionStats, position_stats
 from nclb.sampler.streams import ORDER, TOKEN, row_keys, stream_id, uniforms
 from nclb.tasks.base import Canvas
@@ -98,12 +99,7 @@ def _left_pad(
     lengths = {len(c.region) for c in canvases}
     if len(lengths) != 1:
         raise ValueError(f"canvases in one batch need one region length, got {sorted(lengths)}")
-    rows, masks = [], []
-    for c in canvases:
-        pad = width - len(c.prompt)
-        rows.append([pad_id] * pad + c.prompt + c.region)
-        masks.append([False] * pad + [True] * (len(c.prompt) + len(c.region)))
-    return torch.tensor(rows, dtype=torch.long), torch.tensor(masks, dtype=torch.bool), width
+    return pad_rows([c.prompt for c in canvases], [c.region for c in canvases], pad_id, width)
 
 
 def answer_masks(canvases: list[Canvas], gen_length: int) -> torch.Tensor:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.runlog import read_json_lines
 from nclb.show.tokens import TokenNames, token_names
 
 
@@ -66,20 +67,6 @@ class Trajectory:
             if step is not None:
                 rows[step][pos] = math.nan if ent is None else ent
         return rows
-
-
-def read_json_lines(path: Path) -> list[dict[str, Any]]:
-    """The parseable JSON objects of a .jsonl file (a torn or bad line is skipped)."""
-    out = []
-    with path.open("rb") as f:
-        for line in f:
-            try:
-                item = json.loads(line)
-            except (json.JSONDecodeError, UnicodeDecodeError):
-                continue
-            if isinstance(item, dict):
-                out.append(item)
-    return out
 
 
 def read_summary(run_dir: Path) -> dict[str, Any]:

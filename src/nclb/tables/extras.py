@@ -12,10 +12,9 @@ import pandas as pd
 
 from nclb.config.paths import config_dir
 from nclb.errors import UserError
+from nclb.registry import register
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
-from nclb.tables.front import front_table
 from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
-from nclb.tables.lmeval_crosscheck import crosscheck_table
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, model_title, write_outputs
 
@@ -143,6 +142,7 @@ def posterior_rows(
     return rows
 
 
+@register("table", "posterior")
 def posterior_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:
@@ -272,6 +272,7 @@ def draw_correlation(table: pd.DataFrame):
     return fig
 
 
+@register("table", "correlation")
 def correlation_figure(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:
@@ -347,11 +348,3 @@ def correlation_figure(
     if grid.note:
         header.append(grid.note.strip())
     return paths + write_outputs(results, stem, table, display.reset_index(drop=True), header)
-
-
-BUILDERS = {
-    "posterior": posterior_table,
-    "correlation": correlation_figure,
-    "front": front_table,
-}
-BUILDERS["lmeval_crosscheck"] = crosscheck_table

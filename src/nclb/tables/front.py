@@ -22,6 +22,7 @@ from typing import Any
 import pandas as pd
 
 from nclb.errors import UserError
+from nclb.registry import register
 from nclb.tables.grid import Grid
 
 SPLITS = ("validation", "test")
@@ -133,6 +134,7 @@ def front_figure(frame: pd.DataFrame, out: Path, name: str, title: str, footer: 
     return save(fig, out, name, title, footer)
 
 
+@register("table", "front")
 def front_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:

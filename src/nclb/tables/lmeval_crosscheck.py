@@ -16,6 +16,7 @@ from typing import Any
 import pandas as pd
 
 from nclb.errors import UserError
+from nclb.registry import register
 from nclb.runlog import RECORDS, SUMMARY, read_records
 from nclb.tables.grid import Grid, merge_overrides, output_stem
 from nclb.tables.write import fmt, latex, markdown, model_title
@@ -127,6 +128,7 @@ def note_line(d: dict[str, Any]) -> str:
     )
 
 
+@register("table", "lmeval_crosscheck")
 def crosscheck_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log
 ) -> list[Path]:

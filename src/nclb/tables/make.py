@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.registry import lookup, names, register
 from nclb.tables.committed import committed_code_stamp
 from nclb.tables.grid import MODEL_KINDS, Grid, load_grid, missing_input, output_stem
 
@@ -86,6 +87,7 @@ def check_requires(grid: Grid) -> None:
             raise UserError(f"{grid.name}: {message}")
 
 
+@register("table", "runs")
 def make_runs_table(
     grid: Grid, results: Path, execute: bool, extra: list[str], command: str, log=print
 ) -> list[Path]:
@@ -143,14 +145,9 @@ def make_table(argv: list[str], log=print) -> list[Path]:
     if stamp:
         command = f"{command} [{stamp}]"
     set_threads(str(options["threads"]))
-    if grid.kind == "runs":
-        paths = make_runs_table(grid, results, options["run"], extra, command, log)
-    else:
-        from nclb.tables.extras import BUILDERS
-
-        if grid.kind not in BUILDERS:
-            raise UserError(f"grid {name}: kind {grid.kind!r} is not one of {sorted(BUILDERS)}")
-        paths = BUILDERS[grid.kind](grid, results, options["run"], extra, command, log)
+    if grid.kind not in names("table"):
+        raise UserError(f"grid {name}: kind {grid.kind!r} is not one of {names('table')}")
+    paths = lookup("table", grid.kind)(grid, results, options["run"], extra, command, log)
     for path in paths:
         log(f"wrote {path}")
     return paths

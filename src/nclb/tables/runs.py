@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runlog import RECORDS, SUMMARY, run_dir, run_identity, weights_file
+from nclb.runlog import RECORDS, SUMMARY, read_json_lines, run_dir, run_identity, weights_file
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 
@@ -85,22 +85,6 @@ def logged_summary(run: PlannedRun) -> dict[str, Any] | None:
     return subset_summary(run, summary)
 
 
-def complete_records(path: Path) -> list[dict[str, Any]]:
-    """The complete lines of a records.jsonl, read only (a line still being written is left)."""
-    records = []
-    if not path.is_file():
-        return records
-    with path.open("rb") as f:
-        for line in f:
-            if not line.endswith(b"\n"):
-                break
-            try:
-                records.append(json.loads(line))
-            except json.JSONDecodeError:
-                break
-    return records
-
-
 def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of the first `limit` examples (all when limit is null), computed from the
     records of a logged run of the same settings (None if any of those examples is missing).
@@ -111,10 +95,10 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
     if run.required:
         return None
     from nclb.runner import summarize
-    from nclb.tasks.registry import build_task
+    from nclb.tasks.build import build_task
 
     wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
-    by_id = {r["id"]: r for r in complete_records(run.folder / RECORDS)}
+    by_id = {r["id"]: r for r in read_json_lines(run.folder / RECORDS)}
     if not wanted or any(i not in by_id for i in wanted):
         return None
     config = {**(summary.get("config") or {}), "limit": run.limit}

@@ -26,6 +26,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.template import TemplateError, infilling_canvas
 
@@ -34,6 +35,9 @@ _WHOLE_INT = re.compile(r"^\s*(-?\d+)\s*$")
 TRACE_ORDERS = ("canonical", "any")
 
 
+@register("task", "arith")
+@register("task", "chain")
+@register("task", "chain_canonical")
 @dataclass
 class ArithTask:
     """Seeded arithmetic chains; the held-out test set is `generate(n_test, seed)`."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -64,6 +65,19 @@ class Task(Protocol):
         ...
 
 
+class Trainable(Task, Protocol):
+    """A task the tiny model can be trained on (`nclb train`): an endless seeded stream of
+    training examples and the gold region of each."""
+
+    def train_stream(self, seed: int) -> Iterator[Example]:
+        """Training examples drawn from `seed`, never the held-out test items."""
+        ...
+
+    def gold_region(self, example: Example, model: MaskedLM, gen_length: int) -> list[int]:
+        """The region's token ids of the example's gold output (what training teaches)."""
+        ...
+
+
 def task_arguments(
     task: str, cfg: dict[str, Any], keys: tuple[str, ...], checked: tuple[str, ...] = ()
 ) -> dict[str, Any]:
@@ -74,7 +88,5 @@ def task_arguments(
     known = {*keys, *checked, *RUN_KEYS}
     unread = sorted(set(cfg) - known)
     if unread:
-        raise UserError(
-            f"task.{unread[0]} is not a key of task={task}; its keys: {sorted(known)}"
-        )
+        raise UserError(f"task.{unread[0]} is not a key of task={task}; its keys: {sorted(known)}")
     return {key: cfg[key] for key in keys if cfg.get(key) is not None}

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nclb.config.paths import REPO_ROOT
 from nclb.errors import UserError
 
 ENV_VAR = "NCLB_DATA_DIR"
@@ -38,8 +39,8 @@ class HubSource:
 
 
 def repo_root() -> Path:
-    """The repository root (src/nclb/tasks/data.py -> three levels up from `src`)."""
-    return Path(__file__).resolve().parents[3]
+    """The repository root (nclb.config.paths.REPO_ROOT; a function so tests can move it)."""
+    return REPO_ROOT
 
 
 def default_data_dir() -> Path | None:

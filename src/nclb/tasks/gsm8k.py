@@ -8,6 +8,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import numeric_answer, parse_number, truncate_at_stop
@@ -47,6 +48,7 @@ def format_number(value: Fraction | None) -> str:
     return f"{float(value):.10g}"
 
 
+@register("task", "gsm8k")
 class GSM8kTask:
     """GSM8k test set; infilling template `... The answer is \\boxed{` + answer block, or plain."""
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.sandbox import (
     Limits,
@@ -60,6 +61,7 @@ def signature(code: str, entry_point: str) -> str:
     return "".join(code.splitlines(keepends=True)[node.lineno - 1 : end])
 
 
+@register("task", "humaneval")
 class HumanEvalTask:
     """HumanEval with two layouts.
 

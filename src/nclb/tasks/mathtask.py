@@ -11,6 +11,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
@@ -75,6 +76,7 @@ def math_equal(prediction: str, gold: str) -> bool:
         return False
 
 
+@register("task", "math")
 class MathTask:
     """MATH problems; infilling template `... The answer is \\boxed{` + answer block, or plain."""
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import load_rows
 from nclb.tasks.template import infilling_canvas, plain_canvas
@@ -82,6 +83,7 @@ def extract_grid(text: str, source: str) -> str:
     return "".join(re.findall(r"\d", text))[:16]
 
 
+@register("task", "sudoku")
 class SudokuTask:
     """4x4 Sudoku. Template: d1 defaults to infilling (`</reasoning> <answer>` delimiter before an
     answer block), dream supports plain only (its output is the bare grid)."""

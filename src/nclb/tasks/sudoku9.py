@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score
 from nclb.tasks.template import TemplateError
 
@@ -125,6 +126,7 @@ def _puzzles(n: int, seed: int, min_blanks: int, max_blanks: int) -> tuple[tuple
     return tuple(out)
 
 
+@register("task", "sudoku9")
 @dataclass
 class Sudoku9Task:
     """Unique-solution 9x9 puzzles with `min_blanks`..`max_blanks` blanks, solved in place."""

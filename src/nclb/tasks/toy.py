@@ -5,10 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
+from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.template import plain_canvas
 
 
+@register("task", "toy")
 @dataclass
 class PalindromeTask:
     """n empty prompts; an output is correct when it is a palindrome of the full length."""

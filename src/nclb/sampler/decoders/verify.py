@@ -20,9 +20,12 @@ from dataclasses import dataclass
 import torch
 
 from nclb.errors import UserError
-from nclb.sampler.decoders import MED, StepView
+from nclb.registry import register
+from nclb.sampler.decoders.med import MED
+from nclb.sampler.policy import StepView
 
 
+@register("decoder", "verify")
 @dataclass
 class Verify:
     """Wide MED-style commits (entropy < lam); revoke last step's commits that fail `keep`."""

@@ -16,9 +16,11 @@ from typing import ClassVar
 import torch
 
 from nclb.errors import UserError
-from nclb.sampler.decoders import StepView, first_always, order_score
+from nclb.registry import register
+from nclb.sampler.policy import StepView, first_always, order_score
 
 
+@register("decoder", "klass")
 @dataclass
 class KLASS:
     """Stable (KL to the previous pass < kl) and confident (top p > tau) candidates, >= 1 a step."""

@@ -12,9 +12,11 @@ from dataclasses import dataclass
 import torch
 
 from nclb.errors import UserError
-from nclb.sampler.decoders import StepView
+from nclb.registry import register
+from nclb.sampler.policy import StepView
 
 
+@register("decoder", "eb")
 @dataclass
 class EB:
     """Entropy order; add positions while sum(entropy) - max(entropy) <= lam (>= 1 per step)."""

@@ -1,0 +1,66 @@
+"""The model families a config can name (model.family, else model.name), each registered with
+how it is built: (model config, task, examples, gen_length) -> MaskedLM."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from nclb.config.paths import tiny_checkpoint
+from nclb.errors import UserError
+from nclb.models.base import MaskedLM
+from nclb.registry import register
+from nclb.tasks.base import Example, Task
+
+# Model config keys that steer the run rather than the loader.
+RUN_KEYS = ("tasks", "gen_length", "answer_length", "confidence")
+
+
+def loader_keys(cfg: dict) -> dict:
+    """The model config without the keys that steer the run rather than the loader."""
+    return {key: val for key, val in cfg.items() if key not in RUN_KEYS}
+
+
+@register("model", "oracle")
+def oracle_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+    """The exact palindrome oracle; its sequence length must be the generation length."""
+    from nclb.models.oracle import OracleModel, palindrome_joint
+
+    if gen_length != cfg["length"]:
+        raise UserError(
+            f"gen_length={gen_length} but the oracle's sequences have length {cfg['length']}; "
+            f"set gen_length={cfg['length']}"
+        )
+    return OracleModel(palindrome_joint(cfg["content"], cfg["length"], cfg["seed"]))
+
+
+@register("model", "tiny")
+def tiny_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+    """The embedded tiny MDLM trained for `task` (checkpoints/tiny-<task> unless model.path)."""
+    from nclb.models.hf import load_hf_model
+
+    trained = list(cfg.get("tasks", []))
+    if not cfg.get("path") and task.name not in trained:
+        raise UserError(
+            f"the tiny model was trained on {trained}, not task={task.name}; use one of those "
+            "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
+        )
+    path = Path(cfg.get("path") or tiny_checkpoint(task.name))
+    return load_hf_model({**loader_keys(cfg), "path": str(path)})
+
+
+@register("model", "llada")
+@register("model", "dream")
+def hub_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+    """A Hugging Face checkpoint (LLaDA, Dream) through its remote code (nclb.models.hf)."""
+    from nclb.models.hf import load_hf_model
+
+    return load_hf_model(loader_keys(cfg))
+
+
+@register("model", "reference")
+def reference_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+    """The byte-level model that predicts each example's reference output."""
+    from nclb.models.reference import ReferenceModel
+
+    confidence = float(cfg.get("confidence", 50.0))
+    return ReferenceModel.for_task(task, examples, gen_length, confidence=confidence)

@@ -1,0 +1,34 @@
+"""k-token decoding: a fixed number of positions a step, in a chosen order."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nclb.errors import UserError
+from nclb.registry import register
+from nclb.sampler.policy import ORDERS, StepView, order_score, top_k_mask
+
+
+@register("decoder", "ktoken")
+@dataclass
+class KToken:
+    """Commit the k best positions of the active block per step, ranked by `order`."""
+
+    k: int = 1
+    order: str = "entropy"
+    name: str = "ktoken"
+
+    def validate(self) -> None:
+        """Raise UserError naming the key when a parameter is out of range."""
+        if not (isinstance(self.k, int) and self.k >= 1):
+            raise UserError(f"k={self.k!r} must be an integer >= 1")
+        if self.order not in ORDERS:
+            raise UserError(f"decoder.order={self.order!r} must be one of {list(ORDERS)}")
+
+    def select(self, view: StepView) -> torch.Tensor:
+        """The k best candidates per row."""
+        rows, device = view.candidates.shape[0], view.candidates.device
+        k = torch.full((rows,), self.k, dtype=torch.long, device=device)
+        return top_k_mask(order_score(view, self.order), k)

@@ -1,0 +1,35 @@
+"""MED: multi-token entropy decoding (the paper's decoder)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nclb.registry import register
+from nclb.sampler.policy import StepView, check_budget, within_budget
+
+
+@register("decoder", "med")
+@dataclass
+class MED:
+    """Multi-token entropy decoding: the lowest-entropy position, plus others under `lam`.
+
+    rule=per_position adds every candidate with entropy < lam; rule=cumulative adds candidates
+    in entropy order while the running entropy sum stays < lam (EB-sampler style).
+    """
+
+    lam: float = 0.2
+    rule: str = "per_position"
+    name: str = "med"
+
+    def validate(self) -> None:
+        """Raise UserError naming the key when lam or rule is out of range."""
+        check_budget(self.lam, self.rule)
+
+    def select(self, view: StepView) -> torch.Tensor:
+        """Entropy-ordered commit set within the entropy budget."""
+        ent = view.stats.entropy.float().masked_fill(~view.candidates, float("inf"))
+        order = ent.argsort(dim=1, stable=True)
+        ok = within_budget(ent.gather(1, order), self.lam, self.rule)
+        return torch.zeros_like(ok).scatter(1, order, ok) & view.candidates

@@ -1,0 +1,30 @@
+"""Confidence-threshold decoding (Fast-dLLM style)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from nclb.errors import UserError
+from nclb.registry import register
+from nclb.sampler.policy import StepView, first_always, order_score
+
+
+@register("decoder", "threshold")
+@dataclass
+class Threshold:
+    """Fast-dLLM style: commit every candidate whose confidence exceeds `tau` (at least one)."""
+
+    tau: float = 0.9
+    name: str = "threshold"
+
+    def validate(self) -> None:
+        """Raise UserError naming the key when `tau` is out of range."""
+        if not (0.0 <= self.tau <= 1.0):
+            raise UserError(f"decoder.tau={self.tau!r} must be a probability in [0, 1]")
+
+    def select(self, view: StepView) -> torch.Tensor:
+        """Confident candidates, or the single most confident one."""
+        score = order_score(view, "confidence")
+        return (view.stats.confidence > self.tau) & view.candidates | first_always(score)

@@ -1,0 +1,35 @@
+"""A task from its config: the registered task class called cfg['name'], built and checked."""
+
+from __future__ import annotations
+
+from nclb.errors import UserError
+from nclb.registry import entries, lookup
+from nclb.tasks.base import Task, Trainable
+
+TRAINABLE_METHODS = ("train_stream", "gold_region")
+
+
+def build_task(cfg: dict) -> Task:
+    """The task named by cfg['name'], built from its YAML settings (a one-line UserError for a
+    value the task rejects or a key it does not read)."""
+    name = cfg.get("name")
+    task_class = lookup("task", name)
+    try:
+        return task_class.from_config(cfg)
+    except (ValueError, TypeError) as err:  # a task's own check of its values
+        raise UserError(f"task={name}: {err}") from None
+
+
+def trainable_names() -> list[str]:
+    """The registered tasks that have a training stream (nclb.tasks.base.Trainable)."""
+    parts = entries("task").items()
+    return sorted(name for name, cls in parts if all(hasattr(cls, m) for m in TRAINABLE_METHODS))
+
+
+def build_trainable_task(cfg: dict) -> Trainable:
+    """The task named by cfg['name'], when it can be trained on (a UserError otherwise)."""
+    if cfg.get("name") not in trainable_names():
+        raise UserError(
+            f"task={cfg.get('name')!r} cannot be trained on; choose one of {trainable_names()}"
+        )
+    return build_task(cfg)
