@@ -23,8 +23,9 @@ except ImportError:  # Windows: no run-folder locking
 RECORDS = "records.jsonl"
 SUMMARY = "summary.json"
 LOCK = ".lock"
-# Model keys that do not change what a run computes.
+# Model and task keys that do not change what a run computes (where the same data is read from).
 MODEL_NOT_IDENTITY = ("device",)
+TASK_NOT_IDENTITY = ("data_dir",)
 # What a run's or a table's outputs depend on: changes here make a revision "-dirty".
 CODE_PATHS = ("src", "configs", "scripts", "pyproject.toml")
 # Run folders this process holds a RunLock on -> whether resuming them was announced.
@@ -38,9 +39,11 @@ def run_identity(
     sampler: dict[str, Any],
     seed: int,
 ) -> dict[str, Any]:
-    """The resolved settings that determine a run's outputs (limit, batch size, device and
-    output paths are left out, so a run can be extended or resumed under other values)."""
+    """The resolved settings that determine a run's outputs (limit, batch size, device, the
+    data folder and output paths are left out, so a run can be extended or resumed under other
+    values)."""
     model = {k: v for k, v in model.items() if k not in MODEL_NOT_IDENTITY}
+    task = {k: v for k, v in task.items() if k not in TASK_NOT_IDENTITY}
     return {"model": model, "task": task, "decoder": decoder, "sampler": sampler, "seed": seed}
 
 

@@ -15,7 +15,7 @@ from tqdm import tqdm
 from nclb import sharding
 from nclb.config.settings import RunSettings, resolve
 from nclb.kl import kl_options, kl_record, kl_summary
-from nclb.models.base import MaskedLM
+from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
 from nclb.runlog import (
     RECORDS,
@@ -270,6 +270,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
     summary["label"] = describe(s)
     summary["identity"] = identity
+    summary["loaded_model"] = describe_model(model)
     summary.update(verdict_summary(records))
     kl = kl_summary(records)
     if kl is not None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -41,3 +41,13 @@ class MaskedLM(Protocol):
     def prompt_ids(self, text: str) -> list[int]:
         """Token ids of a user prompt as the model expects it (chat template for instruct models)."""
         ...
+
+
+def describe_model(model: MaskedLM) -> dict[str, Any]:
+    """What a run's model resolved to, for summary.json: the adapter's own `describe()` (the
+    Hugging Face adapter: family, device, dtype, special ids, chat template), else its special
+    token ids."""
+    describe = getattr(model, "describe", None)
+    if callable(describe):
+        return describe()
+    return {"mask_id": model.mask_id, "pad_id": model.pad_id, "eos_ids": list(model.eos_ids)}
