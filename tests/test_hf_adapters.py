@@ -168,9 +168,9 @@ def test_decode_drops_special_tokens(folders):
         model.mask_id,
         model.eos_ids[0],
     ]
-    assert model.decode(ids) == "x = 4"
+    assert model.codec.decode(ids) == "x = 4"
     assert (
-        model.strip_special("The answer is 4<|eot_id|><|endoftext|><|mdm_mask|>")
+        model.codec.strip_special("The answer is 4<|eot_id|><|endoftext|><|mdm_mask|>")
         == "The answer is 4"
     )
 
@@ -269,4 +269,4 @@ def test_sampler_loop_runs_on_the_adapter(folders, family):
     gens = generate(model, canvases, build_decoder("ktoken", k=1), SamplerConfig(block=4))
     for gen in gens:
         assert model.mask_id not in gen.region and not set(model.eos_ids) & set(gen.region)
-        assert gen.nfe == 10 and isinstance(model.decode(gen.region), str)
+        assert gen.nfe == 10 and isinstance(model.codec.decode(gen.region), str)

@@ -68,9 +68,7 @@ def trajectory(model, decoder, x):
         masked = state == model.mask_id
         stats = position_stats(model.logits(state))
         _, window = active_window(masked, LENGTH)
-        view = StepView(
-            masked & window, stats, torch.zeros(1, dtype=torch.long), masked.sum(1), LENGTH
-        )
+        view = StepView(masked & window, stats, torch.zeros(1, dtype=torch.long), masked.sum(1))
         chosen = (decoder.select(view) & masked)[0]
         pos = chosen.nonzero().squeeze(1).tolist()
         entropies = stats.entropy[0, pos].tolist()

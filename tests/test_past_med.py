@@ -32,7 +32,7 @@ def view_of(entropy: list[float]) -> StepView:
     stats = position_stats(logits)
     stats.entropy = ent
     cand = torch.ones_like(ent, dtype=torch.bool)
-    return StepView(cand, stats, torch.zeros(1, dtype=torch.long), cand.sum(1), len(entropy))
+    return StepView(cand, stats, torch.zeros(1, dtype=torch.long), cand.sum(1))
 
 
 def test_eb_adds_while_sum_minus_max_is_within_budget():

@@ -28,7 +28,6 @@ class RunSettings:
     limit: int | None
     batch_size: int
     seed: int
-    device: str
     out_dir: Path
     resume: bool
     log_trajectory: bool
@@ -148,7 +147,6 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         limit=positive_int("limit", cfg.get("limit"), allow_none=True),
         batch_size=positive_int("batch_size", cfg.get("batch_size", 1)),
         seed=non_negative_int("seed", cfg.get("seed", 0)),
-        device=device,
         out_dir=Path(cfg.get("out_dir", "outputs/runs")),
         resume=flag("resume", cfg.get("resume", True)),
         log_trajectory=flag("log_trajectory", cfg.get("log_trajectory", False)),

@@ -271,14 +271,6 @@ class HFMaskedLM:
             )
         return list(self.tokenizer(text)["input_ids"])
 
-    def decode(self, ids: list[int]) -> str:
-        """Text of generated ids with mask/pad/eos and other special tokens dropped."""
-        return self.codec.decode(ids)
-
-    def strip_special(self, text: str) -> str:
-        """`text` without special-token strings."""
-        return self.codec.strip_special(text)
-
     def describe(self) -> dict[str, Any]:
         """What was loaded, for run logs."""
         return {

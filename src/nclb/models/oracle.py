@@ -57,10 +57,6 @@ class OracleModel:
         """The oracle ignores its prompt; any text maps to its characters."""
         return self.codec.encode(text)
 
-    def probability(self, seq: list[int]) -> float:
-        """p(seq) under the joint."""
-        return float(self.joint[tuple(seq)])
-
     def conditionals(self, region: torch.Tensor) -> torch.Tensor:
         """p(x_j = v | unmasked positions of `region`) for every j: [B, length, V] (float64)."""
         masked = region == self.mask_id

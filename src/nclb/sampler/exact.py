@@ -36,7 +36,7 @@ def sampler_probabilities(model: OracleModel, decoder: Decoder, block: int) -> t
         block_index = index
         block_step = torch.where(moved, 0, block_step)
         block_masked = torch.where(moved, (masked & window).sum(1), block_masked)
-        view = StepView(masked & window, stats, block_step, block_masked, block)
+        view = StepView(masked & window, stats, block_step, block_masked)
         chosen = decoder.select(view) & masked & window
         picked = cond.gather(2, targets.unsqueeze(-1)).squeeze(-1)
         logq += torch.where(chosen, picked.clamp(min=1e-300).log(), 0.0).sum(1)
@@ -84,7 +84,6 @@ def state_machine_probabilities(model: OracleModel, decoder: Decoder, block: int
             stats=position_stats(logits),
             block_step=torch.zeros(len(states), dtype=torch.long),
             block_masked=(masked & window).sum(1),
-            block_size=block,
             region=region,
             fresh=fresh,
             revocable=~masked & (counts < limit),

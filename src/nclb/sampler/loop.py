@@ -410,7 +410,6 @@ class Decoding:
             stats=s,
             block_step=r.block_step,
             block_masked=r.block_masked,
-            block_size=cfg.block,
             uniform=lambda: uniforms(r.keys[:, ORDER], r.nfe, g),
         )
         revoked = self.look_back(view, logits[:, r.width :], region, masked)

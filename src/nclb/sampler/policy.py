@@ -29,7 +29,6 @@ class StepView:
     stats: per-position statistics from this step's forward pass.
     block_step: long [B], forward passes already spent in the current block.
     block_masked: long [B], masked positions in the current block when it became active.
-    block_size: the window size in positions.
     generator: random source for random orders when `uniform` is None.
     uniform: gives uniform numbers [B, G] in (0, 1) for random orders, from each row's own
         random stream (the sampler loop's; see nclb.sampler.streams).
@@ -48,7 +47,6 @@ class StepView:
     stats: PositionStats
     block_step: torch.Tensor
     block_masked: torch.Tensor
-    block_size: int
     generator: torch.Generator | None = None
     uniform: Callable[[], torch.Tensor] | None = None
     region: torch.Tensor | None = None
