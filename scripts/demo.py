@@ -1,4 +1,4 @@
-"""`make demo`: the embedded tiny model on its two tasks with the paper's main decoders.
+"""`make demo`: the embedded tiny model on its synthetic tasks with the paper's main decoders.
 
 Runs k=1, k=2, MED lam=0.2 and early exit (where the task has an answer block) through the same
 code path as `nclb run`, then prints accuracy and mean NFE per decoder.
@@ -27,7 +27,7 @@ def main() -> None:
     """Run the grid and print a table."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--limit", type=int, default=100, help="examples per task and decoder")
-    parser.add_argument("--tasks", default="arith,sudoku9")
+    parser.add_argument("--tasks", default="chain,arith,sudoku9")
     parser.add_argument(
         "--out-dir", default="outputs/runs", help="run folders (resumed if present)"
     )
