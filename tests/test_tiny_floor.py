@@ -9,7 +9,8 @@ from nclb.runner import run
 
 # Floors on 50 examples, a little under the 500-example numbers of checkpoints/README.md, so that
 # a broken checkpoint, loader, canvas or scorer fails while sampling noise on 50 items does not.
-FLOORS = {"arith": 0.9, "sudoku9": 0.92}
+# tiny-chain is undertrained (43.0% on 500, 46% on these 50): its floor only catches breakage.
+FLOORS = {"arith": 0.9, "sudoku9": 0.92, "chain": 0.3}
 
 
 @pytest.mark.parametrize("task", sorted(FLOORS))
