@@ -12,7 +12,13 @@ from nclb.tiny.modeling_nclb_tiny import NclbTinyConfig, NclbTinyForMaskedLM
 from nclb.tiny.tokenizer import build_tokenizer
 
 SHIPPED = Path(__file__).resolve().parents[1] / "checkpoints"
-SHIPPED_NAMES = ["tiny-arith", "tiny-sudoku9", "tiny-arith-t2", "tiny-chain", "tiny-chain_canonical"]
+SHIPPED_NAMES = [
+    "tiny-arith",
+    "tiny-sudoku9",
+    "tiny-arith-t2",
+    "tiny-chain",
+    "tiny-chain_canonical",
+]
 
 
 def small_model(**kw) -> NclbTinyForMaskedLM:
