@@ -7,8 +7,10 @@ is correct by construction. With `reverse_digits` the scratchpad writes every nu
 significant digit first ("23+45=68" becomes "32+54=86"), which makes carries local and left-to-right;
 the prompt and the answer block always use ordinary digit order.
 
-Chain variant (`modulus`, `trace_orders`): with `modulus: 100` every value wraps mod 100 and is
-written with two digits in the scratchpad, so chains of any length stay two-digit. With
+Chain variant (`modulus`, `operand_multiple`, `trace_orders`): with `modulus` every value is
+taken modulo it and the scratchpad writes running values and operands with fixed widths (the
+shipped `chain` uses modulus 1000 with ranges that never wrap, and operands that are multiples of
+5; configs/task/chain.yaml says why). With
 `trace_orders: any` each training example applies the problem's operations in a random order, so
 a problem has many valid scratchpads and the model's distribution over the next step is truly
 multimodal (the condition under which committing several tokens from their marginals mixes
