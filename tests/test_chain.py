@@ -177,3 +177,9 @@ def test_operands_are_multiples_of_operand_multiple_in_test_and_training():
     assert set(drawn) == set(range(10, 61, 5))  # every multiple in range, nothing else
     with pytest.raises(ValueError):
         chain(operand_multiple=50, operand_min=10, operand_max=40)  # no multiple in range
+
+
+@pytest.mark.parametrize("flag", ["reverse_digits", "repeat_value"])
+def test_layout_flags_must_be_booleans(flag):
+    with pytest.raises(ValueError, match=flag):
+        chain(**{flag: "maybe"})

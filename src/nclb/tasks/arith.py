@@ -85,6 +85,9 @@ class ArithTask:
             raise ValueError("need a multiple of operand_multiple in [operand_min, operand_max]")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError("need 1 <= min_steps <= max_steps")
+        for flag in ("reverse_digits", "repeat_value"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ValueError(f"{flag} must be true or false")
         if self.trace_orders not in TRACE_ORDERS:
             raise ValueError(f"trace_orders must be one of {list(TRACE_ORDERS)}")
         if self.modulus is not None and not 10 < self.modulus <= 10**self.width:
