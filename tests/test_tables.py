@@ -316,3 +316,14 @@ def test_figure4_from_a_logged_trace_score_summary(tmp_path):
     assert table.fraction.tolist() == [0.0, 0.5, 1.0]
     assert table.pearson_reward.tolist() == [0.1, 0.35, 0.6] and set(table.accuracy) == {60.0}
     assert (results / "t3.png").stat().st_size > 0 and (results / "t3.svg").is_file()
+
+
+def test_metrics_from_takes_another_grids_columns(tmp_path):
+    assert load_grid("chain_kl", "tiny").metrics == load_grid("table6", "tiny").metrics
+    path = tmp_path / "both.yaml"
+    path.write_text(
+        "name: both\nmetrics_from: table6\nmetrics: [{column: x, source: y}]\n"
+        "models: {tiny: [{overrides: [model=tiny], rows: [{label: k=1, set: [k=1]}]}]}\n"
+    )
+    with pytest.raises(UserError, match="metrics or metrics_from"):
+        load_grid(str(path), "tiny")

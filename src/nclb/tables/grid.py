@@ -16,7 +16,9 @@ numbers of another model/task (the tiny model is shown beside the analogous pape
 
 Top-level `metrics: [{column, source, stderr, header, digits, missing, contrast}]` adds columns
 read from each summary.json (dotted paths, e.g. `kl.rb`); a summary without `source` is an error
-whose message is `missing`; `contrast` adds a noise note under the table (nclb.tables.contrast). `options` holds settings of non-run builders (kind != runs).
+whose message is `missing`; `contrast` adds a noise note under the table (nclb.tables.contrast).
+`metrics_from: <grid>` takes those columns from another grid instead of repeating them. `options`
+holds settings of non-run builders (kind != runs).
 """
 
 from __future__ import annotations
@@ -190,10 +192,20 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
         figures=list(data.get("figures") or []),
         note=data.get("note", ""),
         path=path,
-        metrics=list(data.get("metrics") or []),
+        metrics=_metrics(data),
         options=dict(data.get("options") or {}),
         groups=list(models[model_kind] or []),
     )
+
+
+def _metrics(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """A grid's extra columns: its own `metrics`, or those of the grid `metrics_from` names."""
+    source = data.get("metrics_from")
+    if source is None:
+        return list(data.get("metrics") or [])
+    if data.get("metrics"):
+        raise UserError(f"grid {data.get('name')}: give metrics or metrics_from, not both")
+    return list((yaml.safe_load(grid_path(source).read_text()) or {}).get("metrics") or [])
 
 
 def output_stem(name: str, model_kind: str) -> str:
