@@ -154,16 +154,19 @@ def test_steps_without_the_running_value_are_checked_from_the_prompt_start():
     assert not chain().check_trace(trace, prompt)  # and the other way round
 
 
-def test_shipped_chain_yaml_writes_steps_without_the_running_value_and_never_wraps():
+def test_shipped_chain_yaml_adds_distinct_digits_and_never_wraps():
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = compose("config", ["task=chain"])
     task = build_task(OmegaConf.to_container(cfg.task))
-    for ex in task.examples(20):
-        assert re.fullmatch(r"([+-]\d\d=\d\d\d;)+", ex.meta["trace"])
+    for ex in task.examples():
+        operands = [b for _, b in ex.meta["steps"]]
+        assert len(set(operands)) == len(operands) and 3 <= len(operands) <= 6
+        assert ex.gold == ex.meta["start"] + sum(operands)
+        assert re.fullmatch(r"(\d\d\+\d=\d\d;)+", ex.meta["trace"])
         assert task.check_trace(ex.meta["trace"], ex.prompt)
-    # Any order of any operations keeps the running value inside [0, modulus): nothing wraps.
-    reach = task.max_steps * task.operand_max
-    assert task.value_min - reach >= 0 and task.value_max + reach < task.modulus
+    # The largest possible sum stays below the modulus: nothing wraps.
+    largest = sorted(range(task.operand_min, task.operand_max + 1))[-task.max_steps :]
+    assert task.value_max + sum(largest) < task.modulus
 
 
 def test_operands_are_multiples_of_operand_multiple_in_test_and_training():
@@ -183,3 +186,73 @@ def test_operands_are_multiples_of_operand_multiple_in_test_and_training():
 def test_layout_flags_must_be_booleans(flag):
     with pytest.raises(ValueError, match=flag):
         chain(**{flag: "maybe"})
+
+
+DIGITS = dict(
+    modulus=10,
+    value_min=0,
+    value_max=9,
+    operand_min=1,
+    operand_max=9,
+    ops="+",
+    distinct_operands=True,
+    gen_length=40,
+    answer_length=1,
+    delimiter="A:",
+    repeat_value=False,
+)
+
+
+def test_single_digit_chains_sum_distinct_digits_mod_10():
+    task = chain(**DIGITS)
+    stream = task.train_stream(seed=5)
+    for ex in [*task.examples(), *(next(stream) for _ in range(300))]:
+        operands = [b for _, b in ex.meta["steps"]]
+        assert {op for op, _ in ex.meta["steps"]} <= {"+"}
+        assert len(set(operands)) == len(operands) and set(operands) <= set(range(1, 10))
+        assert ex.gold == (ex.meta["start"] + sum(operands)) % 10
+        assert re.fullmatch(r"(\+\d=\d;)*", ex.meta["trace"])
+        assert task.check_trace(ex.meta["trace"], ex.prompt)
+
+
+def test_single_digit_checker_accepts_every_order_and_rejects_a_wrong_result():
+    task = chain(**DIGITS, trace_orders="any")
+    prompt = "4+3+7+9=?"  # 4+3=7, +7=14 -> 4, +9=13 -> 3
+    assert task.check_trace("+3=7;+7=4;+9=3;", prompt)
+    assert task.check_trace("+9=3;+3=6;+7=3;", prompt)
+    assert not task.check_trace("+9=3;+3=6;+7=4;", prompt)  # 6+7 is 3 mod 10
+    assert not task.check_trace("+9=3;+3=6;+3=9;", prompt)  # 3 twice, 7 never
+    assert not chain(**DIGITS, trace_orders="canonical").check_trace("+9=3;+3=6;+7=3;", prompt)
+
+
+def test_ops_and_distinct_operands_are_validated():
+    with pytest.raises(ValueError, match="ops"):
+        chain(**{**DIGITS, "ops": "*"})
+    with pytest.raises(ValueError, match="distinct_operands"):
+        chain(**{**DIGITS, "operand_max": 4})  # 4 operands for chains of up to 6 steps
+    with pytest.raises(ValueError, match="modulus"):
+        chain(**{**DIGITS, "value_max": 10})  # a running value that is not below the modulus
+    minus = chain(**{**DIGITS, "ops": "-"})
+    assert {op for ex in minus.examples(50) for op, _ in ex.meta["steps"]} == {"-"}
+
+
+def test_two_way_trains_on_both_directions_and_checks_only_those():
+    task = chain(**DIGITS, trace_orders="two_way")
+    prompt = "4+3+7+9=?"
+    forward, backward = "+3=7;+7=4;+9=3;", "+9=3;+7=0;+3=3;"
+    assert task.check_trace(forward, prompt) and task.check_trace(backward, prompt)
+    assert not task.check_trace("+7=1;+3=4;+9=3;", prompt)  # valid sums, a third order
+    assert chain(**DIGITS, trace_orders="any").check_trace("+7=1;+3=4;+9=3;", prompt)
+    stream = task.train_stream(seed=2)
+    seen = {"forward": 0, "backward": 0}
+    for ex in (next(stream) for _ in range(400)):
+        steps = [tuple(s) for s in ex.meta["steps"]]
+        if len(steps) < 2:
+            continue
+        written = task.trace(ex.meta["start"], steps)
+        if ex.meta["trace"] == written:
+            seen["forward"] += 1
+        else:
+            assert ex.meta["trace"] == task.trace(ex.meta["start"], steps[::-1])
+            seen["backward"] += 1
+    assert min(seen.values()) > 100

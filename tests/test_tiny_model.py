@@ -18,6 +18,7 @@ SHIPPED_NAMES = [
     "tiny-arith-t2",
     "tiny-chain",
     "tiny-chain_canonical",
+    "tiny-chain_two_way",
 ]
 
 

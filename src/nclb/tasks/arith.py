@@ -7,14 +7,15 @@ is correct by construction. With `reverse_digits` the scratchpad writes every nu
 significant digit first ("23+45=68" becomes "32+54=86"), which makes carries local and left-to-right;
 the prompt and the answer block always use ordinary digit order.
 
-Chain variant (`modulus`, `operand_multiple`, `trace_orders`): with `modulus` every value is
-taken modulo it and the scratchpad writes running values and operands with fixed widths (the
-shipped `chain` uses modulus 1000 with ranges that never wrap, and operands that are multiples of
-5; configs/task/chain.yaml says why). With
-`trace_orders: any` each training example applies the problem's operations in a random order, so
-a problem has many valid scratchpads and the model's distribution over the next step is truly
+Chain variant (`modulus`, `ops`, `distinct_operands`, `operand_multiple`, `trace_orders`): with
+`modulus` every value is taken modulo it and the scratchpad writes running values and operands
+with fixed widths (the shipped `chain` adds 3-6 distinct digits to a two-digit start with
+modulus 100, which its ranges never reach; configs/task/chain.yaml says why). `trace_orders`
+says which scratchpads a training example may take: `canonical` applies the operations in the
+prompt's order (one valid trace); `two_way` in that order or its reverse; `any` in a random order,
+so a problem has many valid scratchpads and the model's distribution over the next step is truly
 multimodal (the condition under which committing several tokens from their marginals mixes
-incompatible continuations). `canonical` applies them in the prompt's order (one valid trace).
+incompatible continuations). The checker accepts exactly the orders the setting allows.
 With `repeat_value: false` a step leaves out the running value it starts from (`+b=c;` instead of
 `a+b=c;`), so a masked result cannot be copied back from the next step: it must be computed.
 """
@@ -34,12 +35,13 @@ from nclb.tasks.template import TemplateError, infilling_canvas
 
 _STEP = re.compile(r"^(\d*)([+-])(\d+)=(\d+)$")
 _WHOLE_INT = re.compile(r"^\s*(-?\d+)\s*$")
-TRACE_ORDERS = ("canonical", "any")
+TRACE_ORDERS = ("canonical", "any", "two_way")
 
 
 @register("task", "arith")
 @register("task", "chain")
 @register("task", "chain_canonical")
+@register("task", "chain_two_way")
 @dataclass
 class ArithTask:
     """Seeded arithmetic chains; the held-out test set is `generate(n_test, seed)`."""
@@ -61,9 +63,11 @@ class ArithTask:
     reverse_digits: bool = True
     trace_max_steps: int | None = None  # longer chains are answer-only in gold_region (Table 4)
     modulus: int | None = None  # values wrap modulo this (written with a fixed width) if set
-    trace_orders: str = "canonical"  # canonical | any: order the scratchpad applies the operations
+    trace_orders: str = "canonical"  # canonical | two_way | any: orders a scratchpad may take
     train_min_steps: int | None = None  # shortest training chain (default: min_steps)
     repeat_value: bool = True  # each step writes the running value it starts from (a+b=c;)
+    ops: str = "+-"  # the operations a chain draws from (with `modulus`)
+    distinct_operands: bool = False  # with `modulus`: no operand appears twice in one chain
 
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
@@ -75,23 +79,29 @@ class ArithTask:
         return cls(**dict(cfg))
 
     def __post_init__(self) -> None:
-        if not 10 <= self.value_min <= self.value_max:
+        if self.modulus is None and not 10 <= self.value_min <= self.value_max:
             raise ValueError(
                 "values must have at least two digits: need 10 <= value_min <= value_max"
             )
+        if self.modulus is not None and not 0 <= self.value_min <= self.value_max < self.modulus:
+            raise ValueError("need 0 <= value_min <= value_max < modulus")
         if not 1 <= self.operand_min <= self.operand_max:
             raise ValueError("need 1 <= operand_min <= operand_max")
         if self.operand_multiple < 1 or self._largest_operand(self.operand_max) is None:
             raise ValueError("need a multiple of operand_multiple in [operand_min, operand_max]")
         if not 1 <= self.min_steps <= self.max_steps:
             raise ValueError("need 1 <= min_steps <= max_steps")
-        for flag in ("reverse_digits", "repeat_value"):
+        if not self.ops or set(self.ops) - set("+-"):
+            raise ValueError("ops must be '+', '-' or '+-'")
+        if self.distinct_operands and len(self._operand_values()) < self.max_steps:
+            raise ValueError("distinct_operands needs at least max_steps allowed operands")
+        for flag in ("reverse_digits", "repeat_value", "distinct_operands"):
             if not isinstance(getattr(self, flag), bool):
                 raise ValueError(f"{flag} must be true or false")
         if self.trace_orders not in TRACE_ORDERS:
             raise ValueError(f"trace_orders must be one of {list(TRACE_ORDERS)}")
-        if self.modulus is not None and not 10 < self.modulus <= 10**self.width:
-            raise ValueError("modulus must be > 10 and fit the values' digits")
+        if self.modulus is not None and not 2 <= self.modulus <= 10**self.width:
+            raise ValueError("modulus must be >= 2 and fit the values' digits")
         if self.train_min_steps is not None and not 0 <= self.train_min_steps <= self.max_steps:
             raise ValueError("need 0 <= train_min_steps <= max_steps")
         self._test: list[Example] | None = None
@@ -119,16 +129,17 @@ class ArithTask:
         if self.modulus:
             start = rng.randint(self.value_min, self.value_max)
             n_steps = rng.randint(low, self.max_steps)
-            return start, [
-                (rng.choice("+-"), self._draw_operand(rng, self.operand_max))
-                for _ in range(n_steps)
-            ]
+            if self.distinct_operands:
+                operands = rng.sample(self._operand_values(), n_steps)
+            else:
+                operands = [self._draw_operand(rng, self.operand_max) for _ in range(n_steps)]
+            return start, [(rng.choice(self.ops), operand) for operand in operands]
         while True:
             value = start = rng.randint(self.value_min, self.value_max)
             steps: list[tuple[str, int]] = []
             for _ in range(rng.randint(low, self.max_steps)):
                 room = {"+": self.value_max - value, "-": value - self.value_min}
-                ops = [op for op in "+-" if self._largest_operand(room[op]) is not None]
+                ops = [op for op in self.ops if self._largest_operand(room[op]) is not None]
                 if not ops:
                     break
                 op = rng.choice(ops)
@@ -137,6 +148,11 @@ class ArithTask:
                 steps.append((op, operand))
             else:
                 return start, steps
+
+    def _operand_values(self) -> list[int]:
+        """Every allowed operand, ascending."""
+        low = -(-self.operand_min // self.operand_multiple) * self.operand_multiple
+        return list(range(low, self.operand_max + 1, self.operand_multiple))
 
     def _largest_operand(self, limit: int) -> int | None:
         """The largest allowed operand <= limit (None when there is none)."""
@@ -204,6 +220,8 @@ class ArithTask:
                 continue
             if self.trace_orders == "any":
                 ex.meta["trace"] = self.trace(start, rng.sample(steps, len(steps)))
+            elif self.trace_orders == "two_way" and rng.random() < 0.5:
+                ex.meta["trace"] = self.trace(start, steps[::-1])
             yield ex
 
     # ---- layout -----------------------------------------------------------------------------
@@ -275,8 +293,9 @@ class ArithTask:
         Each step must be `a<op>b=c;` (`<op>b=c;` without `repeat_value`) with c = a op b (mod
         `modulus` if set), each step must start from the previous result (the first from the
         prompt's start value), and with `prompt` the steps must be exactly the problem's
-        operations: in the prompt's order, or in any order when `trace_orders` is `any`. Without
-        `repeat_value` and without `prompt` the first step's start is unknown and goes unchecked.
+        operations: in the prompt's order, also reversed when `trace_orders` is `two_way`, in
+        any order when it is `any`. Without `repeat_value` and without `prompt` the first step's
+        start is unknown and goes unchecked.
         """
         body = text.split(self.delimiter, 1)[0].strip()
         parts = body.split(";")
@@ -299,8 +318,8 @@ class ArithTask:
             return bool(steps)
         expected = [(op, int(b)) for op, b in re.findall(r"([+-])(\d+)", prompt)]
         if self.trace_orders == "any":
-            expected, steps = sorted(expected), sorted(steps)
-        return expected == steps
+            return sorted(expected) == sorted(steps)
+        return steps == expected or (self.trace_orders == "two_way" and steps == expected[::-1])
 
 
 def _first_int(text: str) -> int | None:
