@@ -20,11 +20,11 @@ from tqdm import tqdm
 
 from nclb.config.settings import resolve
 from nclb.errors import UserError
-from nclb.likelihood import ANSWER_SCORES, answer_logprobs
+from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.runlog import git_revision, read_records, write_json_atomic
-from nclb.runner import decode
+from nclb.runs.runlog import git_revision, read_records, write_json_atomic
+from nclb.runs.runner import decode
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.build import build_task
 from nclb.tasks.outputs import read_output
