@@ -27,7 +27,7 @@ from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
 from nclb.models.hf import HFMaskedLM
 from nclb.runs.runlog import git_revision, read_records, write_json_atomic
-from nclb.tasks.base import Example, Task
+from nclb.tasks.base import ChecksTrace, Example, HasReference, Task, Trainable
 from nclb.tasks.build import build_task
 from nclb.threads import use_threads
 from nclb.training.batching import left_pad_targets
@@ -52,9 +52,9 @@ def gold_region(task: Task, example: Example, model: MaskedLM, gen_length: int) 
     """The gold filled region: the task's own `gold_region` (arith), else its reference solution
     (`reference_output`: reasoning in the masked positions before the answer block, cut to fit,
     answer block eos-padded)."""
-    if hasattr(task, "gold_region"):
+    if isinstance(task, Trainable):
         return task.gold_region(example, model, gen_length)
-    if not hasattr(task, "reference_output"):
+    if not isinstance(task, HasReference):
         raise UserError(f"task={task.name} has no gold traces; use data.traces only")
     reasoning, answer = task.reference_output(example)
     canvas = task.canvas(example, model, gen_length)
@@ -177,7 +177,7 @@ def evaluate(task: Task, lm: MaskedLM, n: int, block: int, gen_length: int, batc
     correct, traced, checked = 0, 0, 0
     for ex, out in zip(examples, greedy_outputs(task, lm, examples, block, gen_length, batch)):
         correct += out.score.correct
-        if hasattr(task, "check_trace"):
+        if isinstance(task, ChecksTrace):
             checked += 1
             traced += bool(task.check_trace(out.text, ex.prompt))
     out = {"n": len(examples), "accuracy": correct / max(1, len(examples))}
