@@ -1,6 +1,6 @@
 """`make bench`: examples/s and tokens/s at batch 1, 8, 64, and per decoder at batch 64 the NFE,
 occupancy, wall / NFE ratio against k=1 and the sampler's share of step time, with and without
-continuous batching, on the embedded tiny model; writes results/bench.md (see nclb.bench for
+continuous batching, on the embedded tiny model; writes results/bench.md (see nclb.experiments.bench for
 how each number is measured)."""
 
 from __future__ import annotations
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import torch
 
-from nclb.bench import (
+from nclb.errors import UserError
+from nclb.experiments.bench import (
     BATCH_SIZES,
     DECODERS,
     REFERENCE,
@@ -23,7 +24,6 @@ from nclb.bench import (
     verdict,
     warm_up,
 )
-from nclb.errors import UserError
 
 
 def main(argv: list[str] | None = None) -> None:

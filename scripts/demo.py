@@ -11,7 +11,7 @@ import sys
 
 from nclb.config.compose import compose
 from nclb.errors import UserError
-from nclb.runner import run
+from nclb.runs.runner import run
 from nclb.threads import use_threads
 
 SETTINGS = {

@@ -21,10 +21,10 @@ DEVICE = os.environ.get("CHECK_DEVICE", "cuda")  # CHECK_DEVICE=cpu: a local dry
 sys.path.insert(0, str(ROOT / "src"))
 
 from nclb.config.compose import compose  # noqa: E402
-from nclb.finetune import finetune  # noqa: E402
-from nclb.posterior import posterior  # noqa: E402
-from nclb.runner import run  # noqa: E402
-from nclb.trace_score import trace_score  # noqa: E402
+from nclb.experiments.finetune import finetune  # noqa: E402
+from nclb.experiments.posterior import posterior  # noqa: E402
+from nclb.experiments.trace_score import trace_score  # noqa: E402
+from nclb.runs.runner import run  # noqa: E402
 
 
 def config(name: str, *overrides: str) -> dict:

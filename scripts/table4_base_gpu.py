@@ -24,10 +24,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "src"))
 
 from omegaconf import OmegaConf  # noqa: E402
 
+from nclb.experiments.train_tiny import _new_model, _TinyLM, make_batch, mdlm_loss  # noqa: E402
 from nclb.tasks.arith import ArithTask  # noqa: E402
 from nclb.tiny.checkpoint import save_checkpoint  # noqa: E402
 from nclb.tiny.tokenizer import build_tokenizer  # noqa: E402
-from nclb.train import _new_model, _TinyLM, make_batch, mdlm_loss  # noqa: E402
 from nclb.training.evaluate import greedy_outputs  # noqa: E402
 from nclb.training.schedule import lr_factor  # noqa: E402
 

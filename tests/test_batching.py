@@ -7,9 +7,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from nclb.bench import Workload, load_workload, settings
+from nclb.experiments.bench import Workload, load_workload, settings
 from nclb.models.oracle import CharCodec
-from nclb.runner import decode
+from nclb.runs.runner import decode
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.stats import position_stats
 from nclb.tasks.base import Canvas

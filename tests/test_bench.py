@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from nclb.bench import DECODERS, Workload, load_workload, measure, render, verdict
+from nclb.experiments.bench import DECODERS, Workload, load_workload, measure, render, verdict
 
 
 def test_timing_hook_counts_every_forward_pass_and_the_report_has_the_ratios():

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from nclb.runlog import read_records
+from nclb.runs.runlog import read_records
 
 NCLB = [sys.executable, "-c", "from nclb.cli import main; main()"]
 

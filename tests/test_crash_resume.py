@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from nclb.runlog import read_records
+from nclb.runs.runlog import read_records
 
 ARGS = [
     "run",
@@ -87,7 +87,7 @@ def test_a_replaced_checkpoint_is_not_resumed_but_its_records_are_kept(tmp_path,
     from pathlib import Path
 
     from nclb.config.compose import compose
-    from nclb.runner import run
+    from nclb.runs.runner import run
 
     ckpt = tmp_path / "ckpt"
     shutil.copytree(Path(__file__).resolve().parents[1] / "checkpoints" / "tiny-arith", ckpt)
@@ -110,7 +110,7 @@ def test_the_summary_describes_every_record_in_the_folder(tmp_path):
     from pathlib import Path
 
     from nclb.config.compose import compose
-    from nclb.runner import run
+    from nclb.runs.runner import run
 
     overrides = ["model=oracle", "task=toy", f"out_dir={tmp_path}", "decoder=ktoken", "k=1"]
     first = run(compose("config", [*overrides, "limit=12"]))

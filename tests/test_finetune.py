@@ -12,12 +12,12 @@ from omegaconf import OmegaConf
 
 from nclb.config import config_dir
 from nclb.errors import UserError
-from nclb.finetune import add_lora, collate, finetune, load_items
+from nclb.experiments.finetune import add_lora, collate, finetune, load_items
+from nclb.experiments.train_tiny import _new_model, _TinyLM, make_batch
 from nclb.models.hf import load_hf_model
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.checkpoint import save_checkpoint
 from nclb.tiny.tokenizer import build_tokenizer
-from nclb.train import _new_model, _TinyLM, make_batch
 
 SMALL = {
     "hidden_size": 32,

@@ -14,9 +14,9 @@ from omegaconf import OmegaConf
 
 from nclb.config import config_dir
 from nclb.errors import UserError
-from nclb.kl import KLOptions, kl_options, kl_record, kl_summary
+from nclb.experiments.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.models.oracle import OracleModel, random_joint
-from nclb.runner import run
+from nclb.runs.runner import run
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.exact import sampler_probabilities
 from nclb.sampler.loop import Generation, StepRecord, active_window

@@ -23,8 +23,8 @@ from nclb.lmeval.adapter import NclbLM, cut_at_stops  # noqa: E402
 from nclb.lmeval.command import RESULTS, SAMPLES, evaluate, task_error  # noqa: E402
 from nclb.lmeval.mdlm import mdlm_loglikelihood  # noqa: E402
 from nclb.lmeval.settings import compose_evaluation  # noqa: E402
-from nclb.runlog import RECORDS, SUMMARY, read_records  # noqa: E402
-from nclb.runner import run  # noqa: E402
+from nclb.runs.runlog import RECORDS, SUMMARY, read_records  # noqa: E402
+from nclb.runs.runner import run  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -12,9 +12,9 @@ from omegaconf import OmegaConf
 
 from nclb.cli import main
 from nclb.config import config_dir
-from nclb.likelihood import answer_logprobs
+from nclb.experiments.likelihood import answer_logprobs
+from nclb.experiments.posterior import fill_answer, posterior, summarize_traces
 from nclb.models.oracle import OracleModel, random_joint
-from nclb.posterior import fill_answer, posterior, summarize_traces
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.base import Canvas
 

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 from nclb.config.compose import compose
-from nclb.runlog import RECORDS, read_records
-from nclb.runner import run
+from nclb.runs.runlog import RECORDS, read_records
+from nclb.runs.runner import run
 
 ARGS = [
     "model=tiny",

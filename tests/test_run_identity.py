@@ -9,8 +9,8 @@ from pathlib import Path
 
 from nclb.config.compose import compose
 from nclb.config.settings import resolve
-from nclb.runlog import run_folder
-from nclb.runner import run
+from nclb.runs.runlog import run_folder
+from nclb.runs.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
 

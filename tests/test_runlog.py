@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from nclb.runlog import read_records
+from nclb.runs.runlog import read_records
 
 
 def write_records(path, n: int) -> list[bytes]:
@@ -66,7 +66,7 @@ def test_records_without_an_id_are_set_aside_but_key_none_keeps_repeats(tmp_path
 
 
 def test_reading_a_locked_run_folder_announces_the_resume_once(tmp_path, capsys):
-    from nclb.runlog import RunLock
+    from nclb.runs.runlog import RunLock
 
     path = tmp_path / "records.jsonl"
     write_records(path, 3)

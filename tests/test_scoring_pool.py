@@ -116,8 +116,8 @@ def test_humaneval_sandbox_settings_are_checked():
 
 def test_nclb_run_scores_humaneval_beside_the_loop_and_logs_the_mode(tmp_path):
     from nclb.config.compose import compose
-    from nclb.runlog import read_records
-    from nclb.runner import run
+    from nclb.runs.runlog import read_records
+    from nclb.runs.runner import run
 
     overrides = [
         "model=reference",
@@ -138,7 +138,7 @@ def test_nclb_run_scores_humaneval_beside_the_loop_and_logs_the_mode(tmp_path):
 
 def test_nclb_run_summary_has_both_verdicts(tmp_path):
     from nclb.config.compose import compose
-    from nclb.runner import run
+    from nclb.runs.runner import run
 
     summary = run(compose("config", ["model=tiny", "task=arith", "limit=3", f"out_dir={tmp_path}"]))
     assert summary["verdict"] == "strict" and summary["accuracy"] == summary["accuracy_strict"]

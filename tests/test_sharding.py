@@ -9,9 +9,9 @@ import sys
 
 from nclb.config import resolve
 from nclb.config.compose import compose
-from nclb.runlog import RECORDS, SUMMARY, RecordWriter, read_records
-from nclb.runner import run
-from nclb.sharding import Shard, consolidate, shard_file, shard_files
+from nclb.runs.runlog import RECORDS, SUMMARY, RecordWriter, read_records
+from nclb.runs.runner import run
+from nclb.runs.sharding import Shard, consolidate, shard_file, shard_files
 from nclb.tasks.build import build_task
 
 ARGS = [

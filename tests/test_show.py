@@ -31,7 +31,7 @@ ANSI = re.compile(r"\033\[[0-9;]*m")
 def arith_runs(tmp_path_factory, one_torch_thread):
     """Two traced runs of the shipped tiny arith model on the same 2 examples: k=1 (no exit)
     and MED lam=0.2 with early exit."""
-    from nclb.runner import run
+    from nclb.runs.runner import run
 
     out = tmp_path_factory.mktemp("runs")
     base = ["model=tiny", "task=arith", "limit=2", "log_trajectory=true", f"out_dir={out}"]

@@ -42,7 +42,7 @@ models:
 
 
 def summary(task, n, correct, nfe, label, block, gamma=None, exit_rate=0.0):
-    """A summary.json as nclb.runner writes it (the fields the tables read)."""
+    """A summary.json as nclb.runs.runner writes it (the fields the tables read)."""
     return {
         "n": n,
         "accuracy": correct / n,
@@ -165,16 +165,16 @@ def test_two_threshold_multirun_builds_two_row_table(tmp_path):
 
 
 def test_logged_runs_are_skipped(tmp_path, monkeypatch):
-    import nclb.runner
+    import nclb.runs.runner
 
     calls = []
-    real_run = nclb.runner.run
+    real_run = nclb.runs.runner.run
 
     def counting_run(cfg):
         calls.append(cfg["decoder"].get("tau"))
         return real_run(cfg)
 
-    monkeypatch.setattr(nclb.runner, "run", counting_run)
+    monkeypatch.setattr(nclb.runs.runner, "run", counting_run)
     runs, results = tmp_path / "runs", tmp_path / "results"
     grid = tmp_path / "thresholds.yaml"
     grid.write_text(THRESHOLD_GRID.replace("limit=6", "limit=3"))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from nclb.config.compose import compose
-from nclb.runner import run
+from nclb.runs.runner import run
 
 # Floors on 50 examples, a little under the 500-example numbers of checkpoints/README.md, so that
 # a broken checkpoint, loader, canvas or scorer fails while sampling noise on 50 items does not.

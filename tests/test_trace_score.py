@@ -10,9 +10,16 @@ from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
 from nclb.config import config_dir
+from nclb.experiments.trace_score import (
+    partial_states,
+    pearson,
+    ranks,
+    spearman,
+    trace_positions,
+    trace_score,
+)
 from nclb.sampler.loop import Generation, StepRecord
 from nclb.tasks.base import Canvas
-from nclb.trace_score import partial_states, pearson, ranks, spearman, trace_positions, trace_score
 
 M, EOS = 9, 8  # mask and eos ids of the synthetic canvas below
 

@@ -8,9 +8,9 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from nclb.errors import UserError
+from nclb.experiments.train_tiny import _new_model, _TinyLM, make_batch, mdlm_loss, train
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.tokenizer import build_tokenizer
-from nclb.train import _new_model, _TinyLM, make_batch, mdlm_loss, train
 from nclb.training.schedule import lr_factor
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -101,7 +101,7 @@ def test_init_from_a_missing_folder_is_a_user_error(tmp_path):
 
 
 def test_worker_zero_draws_the_in_process_stream():
-    from nclb.train import _BatchStream
+    from nclb.experiments.train_tiny import _BatchStream
 
     task, tok = ArithTask(), build_tokenizer()
     lm = _TinyLM(None, tok)

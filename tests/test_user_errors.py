@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from nclb.cli import main
-from nclb.runlog import read_records
+from nclb.runs.runlog import read_records
 
 REPO = Path(__file__).resolve().parents[1]
 NCLB = [sys.executable, "-c", "from nclb.cli import main; main()"]
@@ -119,7 +119,7 @@ def test_a_missing_data_file_is_found_before_the_first_run(capsys, tmp_path):
 
 FAILING_RUN = """
 import errno, sys
-import nclb.runlog as runlog
+import nclb.runs.runlog as runlog
 kind, after = sys.argv[1], int(sys.argv[2])
 write = runlog.RecordWriter.write
 count = [0]

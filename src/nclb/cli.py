@@ -85,10 +85,10 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
 def run_command(argv: list[str]) -> None:
     """`nclb run`."""
     from nclb.config.settings import resolve
-    from nclb.kl import kl_options
+    from nclb.experiments.kl import kl_options
     from nclb.preflight import check_run
-    from nclb.runlog import run_folder
-    from nclb.runner import run
+    from nclb.runs.runlog import run_folder
+    from nclb.runs.runner import run
 
     checked: set[str] = set()  # task configs whose data was found
 
@@ -137,7 +137,7 @@ def print_sweep_table(folders: list[Path]) -> None:
 
 def train_command(argv: list[str]) -> None:
     """`nclb train`."""
-    from nclb.train import train
+    from nclb.experiments.train_tiny import train
 
     overrides = [a for a in argv if not a.startswith("-") and not a.startswith("model=")]
     validate("train", overrides, lambda cfg: None)
@@ -164,17 +164,17 @@ def _hydra_command(config_name: str, module: str, function: str, argv: list[str]
 
 def posterior_command(argv: list[str]) -> None:
     """`nclb posterior`."""
-    _hydra_command("posterior", "nclb.posterior", "posterior", argv)
+    _hydra_command("posterior", "nclb.experiments.posterior", "posterior", argv)
 
 
 def finetune_command(argv: list[str]) -> None:
     """`nclb finetune`."""
-    _hydra_command("finetune", "nclb.finetune", "finetune", argv)
+    _hydra_command("finetune", "nclb.experiments.finetune", "finetune", argv)
 
 
 def trace_score_command(argv: list[str]) -> None:
     """`nclb trace-score`."""
-    _hydra_command("trace_score", "nclb.trace_score", "trace_score", argv)
+    _hydra_command("trace_score", "nclb.experiments.trace_score", "trace_score", argv)
 
 
 def lm_eval_command(argv: list[str]) -> None:

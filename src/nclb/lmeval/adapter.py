@@ -2,7 +2,7 @@
 
 generate_until: context -> the model's prompt ids (its chat template, where it has one) -> the
 canvas of the configured nclb task (`task=`: plain or reasoning-as-infilling layout, gen_length,
-block) -> `nclb.runner.decode` (continuous batching, as `nclb run`) with the configured decoder,
+block) -> `nclb.runs.runner.decode` (continuous batching, as `nclb run`) with the configured decoder,
 early exit and temperature. A context that is an nclb example samples from that example's random
 stream (seed, example id), so sampled outputs equal `nclb run`'s too. The decoded region is cut at the
 first of lm-eval's stop sequences (`until`); lm-eval's other generation settings (max_gen_toks,
@@ -30,7 +30,7 @@ from nclb.lmeval.mdlm import mdlm_loglikelihood
 from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_folder
 from nclb.lmeval.settings import compose_config, harness_options
 from nclb.models.build import build_model
-from nclb.runner import decode, make_record
+from nclb.runs.runner import decode, make_record
 from nclb.sampler import Generation
 from nclb.sampler.streams import stream_id
 from nclb.tables.grid import format_value as override_value

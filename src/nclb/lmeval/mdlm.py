@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 import torch
 
-from nclb.likelihood import region_apply
+from nclb.experiments.likelihood import region_apply
 from nclb.models.base import MaskedLM
 
 

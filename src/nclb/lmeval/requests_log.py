@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.config.settings import RunSettings
-from nclb.runlog import (
+from nclb.runs.runlog import (
     RECORDS,
     RecordWriter,
     RunLock,

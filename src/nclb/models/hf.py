@@ -232,15 +232,20 @@ class HFMaskedLM:
     @torch.no_grad()
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Float32 logits [B, N, V]; position i predicts token i for every family."""
-        ids = ids.to(self.device)
-        real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
-        out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
-        if self.family.shifted:
-            out = shift_right(out)
-        out = out.float()
+        out = self.training_logits(ids, attention_mask).float()
         if self.suppress_eos:
             out[..., list(self.eos_ids)] = float("-inf")
         return out
+
+    def training_logits(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits [B, N, V] in the model's dtype, with gradients when they are enabled (what a
+        trainer backpropagates through); position i predicts token i for every family."""
+        ids = ids.to(self.device)
+        real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+        out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
+        return shift_right(out) if self.family.shifted else out
 
     def _attention_kwargs(self, real: torch.Tensor | None) -> dict[str, Any]:
         """The padding arguments this family's forward takes (none when nothing is padded)."""

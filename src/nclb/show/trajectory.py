@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runlog import read_json_lines
+from nclb.runs.runlog import read_json_lines
 from nclb.show.tokens import TokenNames, token_names
 
 

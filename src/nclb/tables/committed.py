@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nclb.config.paths import REPO_ROOT
 from nclb.errors import UserError
-from nclb.runlog import uncommitted_code
+from nclb.runs.runlog import uncommitted_code
 
 
 def describe(files: list[str], shown: int = 3) -> str:

@@ -22,8 +22,8 @@ from nclb.tables.write import fmt, model_title, write_outputs
 VOLATILE = ("device", "batch_size", "threads")
 # command -> (config name, module, function)
 COMMAND_FUNCS = {
-    "posterior": ("posterior", "nclb.posterior", "posterior"),
-    "trace-score": ("trace_score", "nclb.trace_score", "trace_score"),
+    "posterior": ("posterior", "nclb.experiments.posterior", "posterior"),
+    "trace-score": ("trace_score", "nclb.experiments.trace_score", "trace_score"),
 }
 
 
@@ -51,7 +51,7 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
     local weights (a replaced checkpoint)."""
     import importlib
 
-    from nclb.runlog import weights_file
+    from nclb.runs.runlog import weights_file
 
     path = Path(cfg["out_dir"]) / "summary.json"
     if path.is_file():

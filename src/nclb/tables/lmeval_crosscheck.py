@@ -17,7 +17,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.runlog import RECORDS, SUMMARY, read_records
+from nclb.runs.runlog import RECORDS, SUMMARY, read_records
 from nclb.tables.grid import Grid, merge_overrides, output_stem
 from nclb.tables.write import fmt, latex, markdown, model_title
 

@@ -1,4 +1,4 @@
-"""Run the missing runs of a grid, in-process through `nclb.runner.run`, and collect summaries.
+"""Run the missing runs of a grid, in-process through `nclb.runs.runner.run`, and collect summaries.
 
 A run counts as logged when its folder (outputs/runs/<model>/<task>/<decoder>-<hash>, the hash
 over the resolved model/task/decoder/sampler settings and seed) holds a summary.json whose
@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runlog import RECORDS, SUMMARY, read_json_lines, run_dir, run_identity, weights_file
+from nclb.runs.runlog import RECORDS, SUMMARY, read_json_lines, run_dir, run_identity, weights_file
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 
@@ -94,7 +94,7 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
     or rewritten, so a run shared with other users' larger `limit` is reused."""
     if run.required:
         return None
-    from nclb.runner import summarize
+    from nclb.runs.runner import summarize
     from nclb.tasks.build import build_task
 
     wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
@@ -143,7 +143,7 @@ def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> l
     Logged summaries are read once, up front: a later rewrite of the same folder by another
     process (e.g. `nclb run` with another limit) does not change this table.
     """
-    from nclb.runner import run
+    from nclb.runs.runner import run
 
     summaries: dict[Path, dict[str, Any]] = {}
     for p in planned:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
@@ -65,6 +65,7 @@ class Task(Protocol):
         ...
 
 
+@runtime_checkable
 class Trainable(Task, Protocol):
     """A task the tiny model can be trained on (`nclb train`): an endless seeded stream of
     training examples and the gold region of each."""
@@ -75,6 +76,26 @@ class Trainable(Task, Protocol):
 
     def gold_region(self, example: Example, model: MaskedLM, gen_length: int) -> list[int]:
         """The region's token ids of the example's gold output (what training teaches)."""
+        ...
+
+
+@runtime_checkable
+class HasReference(Task, Protocol):
+    """A task whose examples carry a reference solution (gsm8k, math): gold traces for
+    fine-tuning and the answer block's gold text."""
+
+    def reference_output(self, example: Example) -> tuple[str, str | None]:
+        """The reference reasoning and answer-block text (None without an answer block)."""
+        ...
+
+
+@runtime_checkable
+class ChecksTrace(Task, Protocol):
+    """A task that can verify a scratchpad step by step (arith, chain)."""
+
+    def check_trace(self, text: str, prompt: str | None = None) -> bool:
+        """Whether every step of the scratchpad in `text` recomputes (and, with `prompt`, uses
+        exactly the problem's operations)."""
         ...
 
 

@@ -20,12 +20,12 @@ from tqdm import tqdm
 
 from nclb.config.settings import resolve
 from nclb.errors import UserError
-from nclb.likelihood import ANSWER_SCORES, answer_logprobs
+from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.runlog import git_revision, read_records, write_json_atomic
-from nclb.runner import decode
-from nclb.tasks.base import Canvas, Example, Task
+from nclb.runs.runlog import git_revision, read_records, write_json_atomic
+from nclb.runs.runner import decode
+from nclb.tasks.base import Canvas, ChecksTrace, Example, HasReference, Task, Trainable
 from nclb.tasks.build import build_task
 from nclb.tasks.outputs import read_output
 from nclb.threads import use_threads
@@ -41,7 +41,7 @@ def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]
         return task.examples(n)
     if source != "train_stream":
         raise UserError(f"source={source!r} must be one of {list(SOURCES)}")
-    if not hasattr(task, "train_stream"):
+    if not isinstance(task, Trainable):
         raise UserError(
             f"task={task.name} has no training stream; use source=examples "
             "(and the task's own split setting, e.g. task.split=train)"
@@ -61,9 +61,8 @@ def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]
 def answer_text(task: Task, example: Example) -> str:
     """The text of the gold answer block: the task's reference answer block if it has one
     (gsm8k: `72}.`), else str(gold)."""
-    reference = getattr(task, "reference_output", None)
-    if reference is not None:
-        block = reference(example)[1]
+    if isinstance(task, HasReference):
+        block = task.reference_output(example)[1]
         if block is None:
             raise UserError(
                 f"task={task.name} uses a plain template without an answer block; "
@@ -103,10 +102,9 @@ def trace_check(task: Task, text: str, example: Example | None = None) -> bool |
     """Whether the trace is correct (None where the task has no checker). With `example`:
     its steps are exactly the problem's operations and each recomputes; without: every step
     that was written recomputes and starts from the previous result."""
-    check = getattr(task, "check_trace", None)
-    if check is None:
+    if not isinstance(task, ChecksTrace):
         return None
-    return bool(check(text, example.prompt if example is not None else None))
+    return bool(task.check_trace(text, example.prompt if example is not None else None))
 
 
 def wrong_ids(path: str) -> set[str]:

@@ -22,12 +22,12 @@ from typing import Any
 import torch
 
 from nclb.errors import UserError
+from nclb.experiments.posterior import SOURCES, problems
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.models.hf import shift_right
-from nclb.posterior import SOURCES, problems
-from nclb.runlog import git_revision, read_records, write_json_atomic
-from nclb.tasks.base import Example, Task
+from nclb.models.hf import HFMaskedLM
+from nclb.runs.runlog import git_revision, read_records, write_json_atomic
+from nclb.tasks.base import ChecksTrace, Example, HasReference, Task, Trainable
 from nclb.tasks.build import build_task
 from nclb.threads import use_threads
 from nclb.training.batching import left_pad_targets
@@ -52,9 +52,9 @@ def gold_region(task: Task, example: Example, model: MaskedLM, gen_length: int) 
     """The gold filled region: the task's own `gold_region` (arith), else its reference solution
     (`reference_output`: reasoning in the masked positions before the answer block, cut to fit,
     answer block eos-padded)."""
-    if hasattr(task, "gold_region"):
+    if isinstance(task, Trainable):
         return task.gold_region(example, model, gen_length)
-    if not hasattr(task, "reference_output"):
+    if not isinstance(task, HasReference):
         raise UserError(f"task={task.name} has no gold traces; use data.traces only")
     reasoning, answer = task.reference_output(example)
     canvas = task.canvas(example, model, gen_length)
@@ -125,18 +125,8 @@ def collate(items: list[TrainItem], pad_id: int) -> tuple[torch.Tensor, ...]:
     return left_pad_targets(prompts, regions, [it.maskable for it in items], pad_id)
 
 
-def train_logits(lm: MaskedLM, ids: torch.Tensor, attn: torch.Tensor) -> torch.Tensor:
-    """Logits [B, N, V] with gradients (the adapter's `logits` runs without them); position i
-    predicts token i for every family."""
-    kwargs_for = getattr(lm, "_attention_kwargs", None)
-    kwargs = kwargs_for(attn) if kwargs_for else {"attention_mask": attn}
-    out = lm.model(input_ids=ids, **kwargs).logits
-    family = getattr(lm, "family", None)
-    return shift_right(out) if family is not None and family.shifted else out
-
-
 def response_mdlm_loss(
-    lm: MaskedLM,
+    lm: HFMaskedLM,
     ids: torch.Tensor,
     attn: torch.Tensor,
     maskable: torch.Tensor,
@@ -148,7 +138,7 @@ def response_mdlm_loss(
     t, masked = draw_masks(ids, maskable, eps, gen)
     device = lm.device
     inputs = ids.masked_fill(masked, lm.mask_id).to(device)
-    logits = train_logits(lm, inputs, attn.to(device))
+    logits = lm.training_logits(inputs, attn.to(device))
     return weighted_masked_ce(logits, ids, masked, t) / maskable.sum().clamp(min=1).to(device)
 
 
@@ -187,7 +177,7 @@ def evaluate(task: Task, lm: MaskedLM, n: int, block: int, gen_length: int, batc
     correct, traced, checked = 0, 0, 0
     for ex, out in zip(examples, greedy_outputs(task, lm, examples, block, gen_length, batch)):
         correct += out.score.correct
-        if hasattr(task, "check_trace"):
+        if isinstance(task, ChecksTrace):
             checked += 1
             traced += bool(task.check_trace(out.text, ex.prompt))
     out = {"n": len(examples), "accuracy": correct / max(1, len(examples))}

@@ -12,12 +12,12 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
-from nclb import sharding
 from nclb.config.settings import RunSettings, resolve
-from nclb.kl import kl_options, kl_record, kl_summary
+from nclb.experiments.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
-from nclb.runlog import (
+from nclb.runs import sharding
+from nclb.runs.runlog import (
     RECORDS,
     SUMMARY,
     RecordWriter,

@@ -23,8 +23,8 @@ from nclb.config.compose import compose
 from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.runlog import git_revision
-from nclb.runner import decode, make_record
+from nclb.runs.runlog import git_revision
+from nclb.runs.runner import decode, make_record
 from nclb.sampler import generate
 from nclb.tasks.base import Canvas, Example, Task
 from nclb.tasks.build import build_task

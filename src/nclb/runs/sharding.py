@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from nclb.runlog import RECORDS, RecordWriter, read_records
+from nclb.runs.runlog import RECORDS, RecordWriter, read_records
 
 T = TypeVar("T")
 SHARD_NAME = re.compile(r"records\.rank\d+\.jsonl")

@@ -22,11 +22,11 @@ from tqdm import tqdm
 
 from nclb.config.settings import resolve
 from nclb.errors import UserError
-from nclb.likelihood import ANSWER_SCORES, answer_logprobs
+from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
+from nclb.experiments.posterior import answer_text, fill_answer
 from nclb.models.build import build_model
-from nclb.posterior import answer_text, fill_answer
-from nclb.runlog import git_revision, write_json_atomic
-from nclb.runner import decode
+from nclb.runs.runlog import git_revision, write_json_atomic
+from nclb.runs.runner import decode
 from nclb.sampler import Generation, build_decoder
 from nclb.tasks.base import Canvas
 from nclb.tasks.build import build_task

@@ -1,0 +1,1 @@
+"""Running one experiment configuration: open a run folder, decode and score, finalize."""
