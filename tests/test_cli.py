@@ -138,7 +138,7 @@ def test_no_overrides_runs_the_embedded_tiny_model(tmp_path):
     assert r.returncode == 0, r.stderr
     summary = json.loads(next(tmp_path.rglob("summary.json")).read_text())
     assert summary["config"]["model"]["name"] == "tiny"
-    assert summary["config"]["task"]["name"] == "arith"
+    assert summary["config"]["task"]["name"] == "chain"
     assert summary["accuracy"] >= 0.8
 
 

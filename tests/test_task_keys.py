@@ -30,11 +30,12 @@ def test_every_shipped_task_config_builds_and_every_key_is_read(task):
 @pytest.mark.parametrize(
     ("args", "needle"),
     [
-        (["task.value_min=5"], "value_min"),
+        (["task=arith", "task.value_min=5"], "value_min"),  # arith values have two digits
         (["task.stop=x"], "task.stop is not a config key"),
         (["task.nosuchkey=1"], "task.nosuchkey is not a config key"),
         (["+task.nosuchkey=1"], "nosuchkey"),
-        (["-m", "task.value_min=10,5"], "value_min"),
+        (["-m", "task=arith", "task.value_min=10,5"], "value_min"),
+        (["task.value_min=60"], "value_min"),  # chain (the default): start above value_max
         (["-m", "seed=0,1", "task.stop=x"], "task.stop is not a config key"),
         (["-m", "seed=0,1", "task.nosuchkey=1"], "task.nosuchkey is not a config key"),
     ],
