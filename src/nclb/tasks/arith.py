@@ -66,7 +66,7 @@ class ArithTask:
     trace_orders: str = "canonical"  # canonical | two_way | any: orders a scratchpad may take
     train_min_steps: int | None = None  # shortest training chain (default: min_steps)
     repeat_value: bool = True  # each step writes the running value it starts from (a+b=c;)
-    ops: str = "+-"  # the operations a chain draws from (with `modulus`)
+    ops: str = "+-"  # the operations a chain draws from
     distinct_operands: bool = False  # with `modulus`: no operand appears twice in one chain
 
     @classmethod
@@ -149,10 +149,13 @@ class ArithTask:
             else:
                 return start, steps
 
+    def _smallest_operand(self) -> int:
+        """The smallest multiple of operand_multiple >= operand_min."""
+        return -(-self.operand_min // self.operand_multiple) * self.operand_multiple
+
     def _operand_values(self) -> list[int]:
         """Every allowed operand, ascending."""
-        low = -(-self.operand_min // self.operand_multiple) * self.operand_multiple
-        return list(range(low, self.operand_max + 1, self.operand_multiple))
+        return list(range(self._smallest_operand(), self.operand_max + 1, self.operand_multiple))
 
     def _largest_operand(self, limit: int) -> int | None:
         """The largest allowed operand <= limit (None when there is none)."""
@@ -161,9 +164,9 @@ class ArithTask:
 
     def _draw_operand(self, rng: random.Random, limit: int) -> int:
         """A uniform allowed operand <= limit (one must exist)."""
-        low = -(-self.operand_min // self.operand_multiple)
-        return self.operand_multiple * rng.randint(
-            low, self._largest_operand(limit) // self.operand_multiple
+        step = self.operand_multiple
+        return step * rng.randint(
+            self._smallest_operand() // step, self._largest_operand(limit) // step
         )
 
     def trace(self, start: int, steps: list[tuple[str, int]]) -> str:
