@@ -319,7 +319,13 @@ def test_figure4_from_a_logged_trace_score_summary(tmp_path):
 
 
 def test_metrics_from_takes_another_grids_columns(tmp_path):
-    assert load_grid("chain_kl", "tiny").metrics == load_grid("table6", "tiny").metrics
+    borrowed = tmp_path / "borrowed.yaml"
+    borrowed.write_text(
+        "name: borrowed\nmetrics_from: table6\n"
+        "models: {tiny: [{overrides: [model=tiny], rows: [{label: k=1, set: [k=1]}]}]}\n"
+    )
+    assert load_grid(str(borrowed), "tiny").metrics == load_grid("table6", "tiny").metrics
+    assert load_grid("table6", "tiny").metrics
     path = tmp_path / "both.yaml"
     path.write_text(
         "name: both\nmetrics_from: table6\nmetrics: [{column: x, source: y}]\n"
