@@ -14,8 +14,8 @@ from omegaconf import OmegaConf
 
 from nclb.config import config_dir
 from nclb.errors import UserError
-from nclb.experiments.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.models.oracle import OracleModel, random_joint
+from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.runner import run
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.exact import sampler_probabilities

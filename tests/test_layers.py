@@ -98,3 +98,16 @@ def test_only_the_command_line_imports_the_cli():
 def test_no_import_cycle_between_nclb_modules():
     found = cycles(import_graph())
     assert not found, "import cycles: " + "; ".join(" <-> ".join(c) for c in found)
+
+
+def test_the_run_path_never_imports_the_commands_built_on_it():
+    run_path = ("models", "sampler", "tasks", "training", "runs")
+    above = ("experiments", "lmeval", "show", "tables", "cli")
+    upward = sorted(
+        f"{module} -> {target}"
+        for module, targets in import_graph().items()
+        if module.split(".")[1:2] and module.split(".")[1] in run_path
+        for target in targets
+        if target.split(".")[1] in above
+    )
+    assert not upward, "the run path imports the layers above it: " + "; ".join(upward)

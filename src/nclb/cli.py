@@ -85,8 +85,8 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
 def run_command(argv: list[str]) -> None:
     """`nclb run`."""
     from nclb.config.settings import resolve
-    from nclb.experiments.kl import kl_options
     from nclb.preflight import check_run
+    from nclb.runs.kl import kl_options
     from nclb.runs.runlog import run_folder
     from nclb.runs.runner import run
 

@@ -4,55 +4,15 @@ and the answer log-likelihood log p(a | c, r) used by posterior traces and parti
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Sequence
 
 import torch
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.sampler.loop import left_pad
-from nclb.tasks.base import Canvas
+from nclb.models.scoring import region_apply
 
 ANSWER_SCORES = ("marginal", "chain")
-
-
-def region_apply(
-    model: MaskedLM,
-    prompts: Sequence[list[int]],
-    regions: Sequence[list[int]],
-    reduce: Callable[[int, torch.Tensor], Any],
-    batch_size: int = 32,
-    temperature: float = 1.0,
-) -> list[Any]:
-    """For each (prompt, region) row, one forward pass and `reduce(row, logp)` on its region's
-    log-probs [G, V] (log-softmax of logits / temperature). Rows of one batch share a region
-    length; models that cannot pad (LLaDA) get batches of equal prompt length only."""
-    order = list(range(len(prompts)))
-    if not getattr(model, "supports_padding", True):
-        order.sort(key=lambda i: (len(regions[i]), len(prompts[i])))
-    else:
-        order.sort(key=lambda i: len(regions[i]))
-    out: list[Any] = [None] * len(prompts)
-    start = 0
-    while start < len(order):
-        first = order[start]
-        chunk = [first]
-        for i in order[start + 1 : start + batch_size]:
-            same_region = len(regions[i]) == len(regions[first])
-            same_prompt = len(prompts[i]) == len(prompts[first])
-            if not same_region or not (getattr(model, "supports_padding", True) or same_prompt):
-                break
-            chunk.append(i)
-        canvases = [Canvas(prompt=list(prompts[i]), region=list(regions[i])) for i in chunk]
-        ids, attn, width = left_pad(canvases, model.pad_id)
-        with torch.no_grad():
-            logits = model.logits(ids.to(model.device), attn.to(model.device))[:, width:]
-            logp = torch.log_softmax(logits.float() / temperature, dim=-1)
-        for j, i in enumerate(chunk):
-            out[i] = reduce(i, logp[j])
-        start += len(chunk)
-    return out
 
 
 def answer_states(region: list[int], span: tuple[int, int], mask_id: int, mode: str):

@@ -16,8 +16,8 @@ from collections.abc import Sequence
 
 import torch
 
-from nclb.experiments.likelihood import region_apply
 from nclb.models.base import MaskedLM
+from nclb.models.scoring import region_apply
 
 
 def masked_draws(

@@ -13,10 +13,10 @@ import torch
 from tqdm import tqdm
 
 from nclb.config.settings import RunSettings, resolve
-from nclb.experiments.kl import kl_options, kl_record, kl_summary
 from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
 from nclb.runs import sharding
+from nclb.runs.kl import kl_options, kl_record, kl_summary
 from nclb.runs.runlog import (
     RECORDS,
     SUMMARY,

@@ -39,8 +39,8 @@ from typing import Any
 import torch
 
 from nclb.errors import UserError
-from nclb.experiments.likelihood import region_apply
 from nclb.models.base import MaskedLM
+from nclb.models.scoring import region_apply
 from nclb.sampler.loop import Generation, SamplerConfig, StepRecord
 from nclb.sampler.policy import Decoder
 from nclb.tasks.base import Canvas
@@ -318,7 +318,7 @@ def kl_summary(
         "pair_kl_per_step": sum(pairs) / len(pairs) if pairs else None,
         "pair_steps": len(pairs),
         "estimators": {
-            "rb": "mean over samples of the summed exact per-position KLs (nclb.experiments.kl, docs/kl.md)",
-            "sample": "mean over samples of log q_multi(x) - log p_single(x) (nclb.experiments.kl)",
+            "rb": "mean over samples of the summed exact per-position KLs (nclb.runs.kl, docs/kl.md)",
+            "sample": "mean over samples of log q_multi(x) - log p_single(x) (nclb.runs.kl)",
         },
     }
