@@ -1,7 +1,7 @@
 """The paper's Table 4 in miniature, on the tiny arith model (docs/posterior.md).
 
 Base model: saw gold scratchpads for 2-step chains only and only answers for 3-step chains
-(`checkpoints/tiny-arith-t2`, from scripts/table4_base_gpu.py or `nclb train ... +task.trace_max_steps=2`).
+(`checkpoints/tiny-arith-t2`; `nclb train ... +task.trace_max_steps=2`, checkpoints/README.md).
 Then, on N training problems with 3 steps:
   posterior traces   nclb posterior (answer pre-filled, the base model infills the scratchpad)
   fine-tuning        no FT / gold traces / posterior traces / both, same steps and settings

@@ -78,6 +78,21 @@ def test_fixed_test_set_is_deterministic_and_excluded_from_training():
         ArithTask.from_config({"name": "arith", "bogus": 1})
 
 
+def test_train_exclude_steps_keeps_other_chain_lengths_test_sets_out_of_training():
+    small = dict(n_test=20, ops="+", operand_min=10, operand_max=11, min_steps=1, max_steps=2)
+    two_step = {e.prompt for e in ArithTask(**{**small, "min_steps": 2}).examples()}
+
+    def seen(task: ArithTask) -> int:
+        stream = task.train_stream(seed=0)
+        return sum(next(stream).prompt in two_step for _ in range(2000))
+
+    assert seen(ArithTask(**small)) > 0  # a small problem space: the stream meets them
+    assert seen(ArithTask(**small, train_exclude_steps=[2])) == 0
+    for bad in ([0], [True], ["2"]):
+        with pytest.raises(ValueError, match="train_exclude_steps"):
+            ArithTask(train_exclude_steps=bad)
+
+
 def test_gold_region_fits_the_canvas_and_scores_correct():
     task, lm = ArithTask(), CharLM()
     for ex in task.examples(20):

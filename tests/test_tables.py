@@ -164,6 +164,41 @@ def test_two_threshold_multirun_builds_two_row_table(tmp_path):
     assert table.mean_nfe.iloc[0] <= table.mean_nfe.iloc[1]  # a lower threshold commits more
 
 
+OPTIONAL_GROUP = """
+    - label: needs a model another command makes
+      optional: {optional}
+      requires:
+        - {{path: {path}, missing: "make it with nclb train"}}
+      overrides: [model=oracle, task=toy, decoder=threshold, limit=6, batch_size=6]
+      rows:
+        - {{series: threshold, sweep: {{decoder.tau: [0.7]}}}}
+"""
+
+
+def test_an_optional_group_with_a_missing_input_is_left_out_and_noted(tmp_path):
+    results, missing = tmp_path / "results", tmp_path / "no-such-model"
+    grid = tmp_path / "thresholds.yaml"
+    grid.write_text(THRESHOLD_GRID + OPTIONAL_GROUP.format(optional="true", path=missing))
+    loaded = load_grid(str(grid), "tiny")
+    assert [r.label for r in loaded.rows] == ["decoder.tau=0.5", "decoder.tau=0.9"]
+    assert loaded.skipped == [
+        f"needs a model another command makes: {missing} does not exist; make it with nclb train"
+    ]
+    make_table(
+        [str(grid), f"out_dir={tmp_path / 'runs'}", f"results={results}"], log=lambda _: None
+    )
+    assert len(pd.read_csv(results / "thresholds.csv")) == 2
+    assert (
+        "Left out (optional, input missing): needs a model"
+        in (results / "thresholds.md").read_text()
+    )
+    missing.mkdir()  # present: the group's row is in the grid
+    assert len(load_grid(str(grid), "tiny").rows) == 3
+    grid.write_text(THRESHOLD_GRID + OPTIONAL_GROUP.format(optional="false", path=tmp_path / "x"))
+    with pytest.raises(UserError, match="x does not exist; make it with nclb train"):
+        make_table([str(grid), f"results={results}"], log=lambda _: None)
+
+
 def test_logged_runs_are_skipped(tmp_path, monkeypatch):
     import nclb.runs.runner
 

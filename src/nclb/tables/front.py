@@ -23,7 +23,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.tables.grid import Grid
+from nclb.tables.grid import Grid, skipped_notes
 
 SPLITS = ("validation", "test")
 
@@ -170,7 +170,7 @@ def front_table(
     )
     stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
     title = f"{grid.title} ({model_title(grid.model_kind)})"
-    note = "\n\n".join([grid.note.strip(), *notes])
+    note = "\n\n".join([grid.note.strip(), *notes, *skipped_notes(grid)])
     header = header_lines(title, command, summaries, grid.paper, note)
     paths = write_outputs(results, stem, table, display, header)
     footer = f"{command}; " + "; ".join(provenance(summaries))

@@ -67,6 +67,7 @@ class Grid:
     metrics: list[dict[str, Any]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)
     groups: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)  # optional groups whose input is missing
 
 
 def grid_dir() -> Path:
@@ -165,7 +166,14 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
             f"it has {sorted(models)}"
         )
     rows: list[Row] = []
+    skipped: list[str] = []
     for index, group in enumerate(models[model_kind] or []):
+        message = missing_input(group)
+        if message and group.get("optional"):
+            skipped.append(
+                f"{group.get('panel') or group.get('label') or f'group {index}'}: {message}"
+            )
+            continue
         ref = group.get("paper_ref")
         defaults = {
             "overrides": [str(x) for x in group.get("overrides", [])],
@@ -195,6 +203,7 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
         metrics=_metrics(data),
         options=dict(data.get("options") or {}),
         groups=list(models[model_kind] or []),
+        skipped=skipped,
     )
 
 
@@ -211,6 +220,11 @@ def _metrics(data: dict[str, Any]) -> list[dict[str, Any]]:
 def output_stem(name: str, model_kind: str) -> str:
     """results/<name> for the tiny model, results/<name>-<model> for the others."""
     return name if model_kind == "tiny" else f"{name}-{model_kind}"
+
+
+def skipped_notes(grid: Grid) -> list[str]:
+    """One note line per optional group left out because its input is missing."""
+    return [f"Left out (optional, input missing): {line}" for line in grid.skipped]
 
 
 def missing_input(group: dict[str, Any]) -> str | None:

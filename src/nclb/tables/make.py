@@ -8,7 +8,14 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.registry import lookup, names, register
 from nclb.tables.committed import committed_code_stamp
-from nclb.tables.grid import MODEL_KINDS, Grid, load_grid, missing_input, output_stem
+from nclb.tables.grid import (
+    MODEL_KINDS,
+    Grid,
+    load_grid,
+    missing_input,
+    output_stem,
+    skipped_notes,
+)
 
 # Grids that have a Makefile target (`make NAME MODEL=...`).
 MAKE_TARGETS = (
@@ -80,10 +87,11 @@ def set_threads(threads: str) -> None:
 
 
 def check_requires(grid: Grid) -> None:
-    """A one-line UserError for the first missing required input of the grid's groups."""
+    """A one-line UserError for the first missing required input of the grid's groups (an
+    `optional: true` group is left out of the grid instead: Grid.skipped)."""
     for group in grid.groups:
         message = missing_input(group)
-        if message:
+        if message and not group.get("optional"):
             raise UserError(f"{grid.name}: {message}")
 
 
@@ -115,7 +123,8 @@ def make_runs_table(
     table = table_frame(frame)
     paths = []
     if not table.empty:
-        note = "\n\n".join([grid.note.strip(), *contrast_notes(table)]).strip()
+        note = "\n\n".join([grid.note.strip(), *contrast_notes(table), *skipped_notes(grid)])
+        note = note.strip()
         paths += write_table(table, results, stem, title, command, summaries, grid.paper, note)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     for spec in grid.figures:

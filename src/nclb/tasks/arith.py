@@ -68,6 +68,7 @@ class ArithTask:
     repeat_value: bool = True  # each step writes the running value it starts from (a+b=c;)
     ops: str = "+-"  # the operations a chain draws from
     distinct_operands: bool = False  # with `modulus`: no operand appears twice in one chain
+    train_exclude_steps: list[int] | None = None  # also keep these step counts' test sets unseen
 
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
@@ -104,6 +105,9 @@ class ArithTask:
             raise ValueError("modulus must be >= 2 and fit the values' digits")
         if self.train_min_steps is not None and not 0 <= self.train_min_steps <= self.max_steps:
             raise ValueError("need 0 <= train_min_steps <= max_steps")
+        excluded = self.train_exclude_steps or []
+        if not all(isinstance(n, int) and not isinstance(n, bool) and n >= 1 for n in excluded):
+            raise ValueError("train_exclude_steps must be a list of step counts >= 1")
         self._test: list[Example] | None = None
 
     # ---- data -------------------------------------------------------------------------------
@@ -211,10 +215,15 @@ class ArithTask:
         return self._test[:limit]
 
     def train_stream(self, seed: int) -> Iterator[Example]:
-        """Endless training examples from `seed` (must differ from the test seed), test items excluded."""
+        """Endless training examples from `seed` (must differ from the test seed), test items
+        excluded: the task's test set, and the test sets of the chain lengths in
+        `train_exclude_steps` (the same task with min_steps = max_steps = n)."""
         if seed == self.seed:
             raise ValueError("the training seed must differ from the test seed")
         test = {ex.prompt for ex in self.examples()}
+        for n in self.train_exclude_steps or ():
+            fixed = dataclasses.replace(self, min_steps=n, max_steps=n, train_exclude_steps=None)
+            test |= {ex.prompt for ex in fixed.examples()}
         rng = random.Random(seed)
         while True:
             start, steps = self._sample(rng, self.train_min_steps)
