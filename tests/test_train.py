@@ -156,3 +156,18 @@ def test_corrupt_replaces_visible_tokens_with_tokens_of_the_same_row():
         assert set(seen[row][changed[row]].tolist()) <= set(ids[row][maskable[row]].tolist())
     # Uniform logits: every target costs log V, so the visible targets add to the loss.
     assert noisy.item() > clean.item()
+
+
+def test_only_tasks_with_a_training_stream_can_be_trained():
+    from nclb.tasks.base import Trainable, class_implements
+    from nclb.tasks.build import build_trainable_task, trainable_names
+
+    assert {"arith", "chain", "sudoku9"} <= set(trainable_names())
+    assert not {"gsm8k", "math", "humaneval", "sudoku"} & set(trainable_names())
+
+    class StreamOnly:  # gold_region missing: not Trainable
+        def train_stream(self, seed): ...
+
+    assert not class_implements(StreamOnly, Trainable) and class_implements(ArithTask, Trainable)
+    with pytest.raises(UserError, match="task='gsm8k' cannot be trained on"):
+        build_trainable_task({"name": "gsm8k"})

@@ -99,6 +99,14 @@ class ChecksTrace(Task, Protocol):
         ...
 
 
+def class_implements(cls: type, capability: type) -> bool:
+    """Whether a task class has every method a capability protocol (Trainable, HasReference,
+    ChecksTrace) declares beyond Task's: isinstance() needs an instance, and issubclass() does
+    not take protocols with data members."""
+    declared = [n for n, v in vars(capability).items() if callable(v) and not n.startswith("_")]
+    return all(callable(getattr(cls, name, None)) for name in declared)
+
+
 def task_arguments(
     task: str, cfg: dict[str, Any], keys: tuple[str, ...], checked: tuple[str, ...] = ()
 ) -> dict[str, Any]:

@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from nclb.errors import UserError
 from nclb.registry import entries, lookup
-from nclb.tasks.base import Task, Trainable
-
-TRAINABLE_METHODS = ("train_stream", "gold_region")
+from nclb.tasks.base import Task, Trainable, class_implements
 
 
 def build_task(cfg: dict) -> Task:
@@ -23,7 +21,7 @@ def build_task(cfg: dict) -> Task:
 def trainable_names() -> list[str]:
     """The registered tasks that have a training stream (nclb.tasks.base.Trainable)."""
     parts = entries("task").items()
-    return sorted(name for name, cls in parts if all(hasattr(cls, m) for m in TRAINABLE_METHODS))
+    return sorted(name for name, cls in parts if class_implements(cls, Trainable))
 
 
 def build_trainable_task(cfg: dict) -> Trainable:
