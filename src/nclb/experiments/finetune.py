@@ -33,7 +33,7 @@ from nclb.threads import use_threads
 from nclb.training.batching import left_pad_targets
 from nclb.training.evaluate import greedy_outputs
 from nclb.training.loss import draw_masks, weighted_masked_ce
-from nclb.training.schedule import lr_factor
+from nclb.training.schedule import ScheduledAdamW
 
 TRACE_MODES = ("posterior", "prior", "all")
 
@@ -268,22 +268,16 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
         add_lora(lm, lora)
     torch.manual_seed(int(cfg["seed"]))
     lm.model.train()
-    params = [p for p in lm.model.parameters() if p.requires_grad]
     optim = cfg["optim"]
-    opt = torch.optim.AdamW(
-        params, lr=float(optim["lr"]), weight_decay=float(optim["weight_decay"])
-    )
+    opt = ScheduledAdamW(lm.model.parameters(), optim)
     gen = torch.Generator().manual_seed(int(cfg["seed"]))
     steps, size, accum = int(optim["steps"]), int(optim["batch_size"]), int(optim["grad_accum"])
     order: list[int] = []
     log = (out / "metrics.jsonl").open("w")
     start, running = time.time(), []
-    for step in range(1, steps + 1):
-        for group in opt.param_groups:
-            group["lr"] = float(optim["lr"]) * lr_factor(
-                (step - 1) / steps, float(optim["warmup_frac"]), float(optim["min_lr_ratio"])
-            )
-        opt.zero_grad(set_to_none=True)
+
+    def backward() -> None:
+        nonlocal order
         for _ in range(accum):
             if len(order) < size:
                 order += torch.randperm(len(items), generator=gen).tolist()
@@ -292,13 +286,14 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
             loss = response_mdlm_loss(lm, ids, attn, maskable, float(cfg["mask_eps"]), gen)
             (loss / accum).backward()
             running.append(loss.item())
-        torch.nn.utils.clip_grad_norm_(params, float(optim["grad_clip"]))
-        opt.step()
+
+    for step in range(1, steps + 1):
+        opt.step((step - 1) / steps, backward)
         if step % int(cfg["log_every"]) == 0 or step == steps:
             entry = {
                 "step": step,
                 "loss": sum(running) / len(running),
-                "lr": opt.param_groups[0]["lr"],
+                "lr": opt.lr,
             }
             entry["seconds"] = round(time.time() - start, 1)
             running = []

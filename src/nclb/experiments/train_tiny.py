@@ -33,7 +33,7 @@ from nclb.tiny.tokenizer import build_tokenizer
 from nclb.training.batching import left_pad_targets
 from nclb.training.evaluate import greedy_outputs
 from nclb.training.loss import draw_masks, weighted_masked_ce
-from nclb.training.schedule import lr_factor
+from nclb.training.schedule import ScheduledAdamW
 
 EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
@@ -211,14 +211,9 @@ def train(cfg: DictConfig | dict) -> Path:
     model.to(device).train()
     lm = _TinyLM(model, tokenizer)
     lm.device = device
-    opt = torch.optim.AdamW(
-        model.parameters(),
-        lr=float(opt_cfg.lr),
-        betas=(0.9, 0.98),
-        weight_decay=float(opt_cfg.weight_decay),
-    )
+    opt = ScheduledAdamW(model.parameters(), opt_cfg, betas=(0.9, 0.98))
     if resume:
-        opt.load_state_dict(state["optimizer"])
+        opt.opt.load_state_dict(state["optimizer"])
     step, elapsed = int(state["step"]), float(state["elapsed"])
     steps, budget = int(opt_cfg.steps), 60.0 * float(opt_cfg.minutes)
     # A resumed run draws a fresh data stream (seeded by the step) instead of replaying one.
@@ -242,15 +237,12 @@ def train(cfg: DictConfig | dict) -> Path:
 
     def save() -> None:
         save_checkpoint(model, tokenizer, hf_dir)
-        torch.save({"step": step, "elapsed": elapsed, "optimizer": opt.state_dict()}, state_path)
+        torch.save(
+            {"step": step, "elapsed": elapsed, "optimizer": opt.opt.state_dict()}, state_path
+        )
 
     started = time.time() - elapsed
     while step < steps and elapsed < budget:
-        progress = max(step / steps, elapsed / budget)
-        for group in opt.param_groups:
-            group["lr"] = float(opt_cfg.lr) * lr_factor(
-                progress, float(opt_cfg.warmup_frac), float(opt_cfg.min_lr_ratio)
-            )
         ids, attn, maskable = (x.to(device) for x in next(batches))
         loss, acc = mdlm_loss(
             model,
@@ -263,10 +255,7 @@ def train(cfg: DictConfig | dict) -> Path:
             float(cfg.mask_max),
             float(cfg.get("corrupt", 0.0)),
         )
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), float(opt_cfg.grad_clip))
-        opt.step()
+        opt.step(max(step / steps, elapsed / budget), loss.backward)
         step += 1
         elapsed = time.time() - started
         bar.update(1)
@@ -274,7 +263,7 @@ def train(cfg: DictConfig | dict) -> Path:
         if step % int(cfg.eval_every) == 0 or step >= steps or elapsed >= budget:
             metrics = evaluate(task, lm, cfg)
             record = {"step": step, "minutes": round(elapsed / 60, 2), "loss": loss.item()}
-            record |= {"lr": opt.param_groups[0]["lr"], **metrics}
+            record |= {"lr": opt.lr, **metrics}
             log.write(json.dumps(record) + "\n")
             log.flush()
             tqdm.write(json.dumps(record))
