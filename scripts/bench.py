@@ -30,7 +30,9 @@ def main(argv: list[str] | None = None) -> None:
     """Run the benchmark and write the report."""
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--model", default="tiny")
-    parser.add_argument("--task", default="arith")
+    parser.add_argument(
+        "--task", default="chain", help="the tiny model's reasoning task by default"
+    )
     parser.add_argument("--n", type=int, default=500, help="examples per measurement")
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
