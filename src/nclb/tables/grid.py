@@ -170,9 +170,9 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
     for index, group in enumerate(models[model_kind] or []):
         message = missing_input(group)
         if message and group.get("optional"):
-            skipped.append(
-                f"{group.get('panel') or group.get('label') or f'group {index}'}: {message}"
-            )
+            name = group.get("panel") or group.get("label") or f"group {index}"
+            split = f" ({group['split']})" if group.get("split") else ""
+            skipped.append(f"{name}{split}: {message}")
             continue
         ref = group.get("paper_ref")
         defaults = {
