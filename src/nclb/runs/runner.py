@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +16,7 @@ from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
 from nclb.runs import sharding
-from nclb.runs.kl import kl_options, kl_record, kl_summary
+from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.runlog import (
     RECORDS,
     SUMMARY,
@@ -167,6 +167,17 @@ def describe(s: RunSettings) -> str:
     return f"{s.decoder_cfg['name']} {params} block={s.sampler.block}{exit_}".strip()
 
 
+@dataclass
+class OpenRun:
+    """A run folder opened for writing: its identity, its lock (held until the summary is
+    written; None on the non-leading ranks of a sharded run) and the records it already holds."""
+
+    folder: Path
+    identity: dict[str, Any]
+    lock: RunLock | None
+    done: list[dict[str, Any]]
+
+
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
     """Run one configuration end to end and return its summary (also written to summary.json)."""
     s = resolve(cfg)
@@ -177,9 +188,27 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     if shard is not None:
         s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
     model = build_model(s.model, task, examples, s.gen_length)
+    opened = open_run(s, shard)
+    finished = {r["id"] for r in opened.done}
+    todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
+    if shard is not None:
+        todo = shard.split(todo)
+    start = time.perf_counter()
+    new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
+    if shard is not None:
+        merged = shard.merge(opened.folder, [ex.id for ex in examples])
+        if merged is None:
+            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
+        new = merged
+    return finalize(cfg, s, task, model, opened, new, time.perf_counter() - start, shard)
+
+
+def open_run(s: RunSettings, shard: sharding.Shard | None) -> OpenRun:
+    """Lock the run's folder (another process on it waits, then resumes) and read the records
+    to resume from; records of a replaced checkpoint are set aside, and resume=false starts
+    over."""
     identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
     folder = run_dir(s.out_dir, identity)
-    # Held until the summary is written: another process on this folder waits, then resumes.
     lock = RunLock(folder) if shard is None or shard.leader else None
     if s.resume and lock is not None:
         stale = set_aside_stale_records(folder, identity)
@@ -194,15 +223,25 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     done = read_records(folder / RECORDS) if s.resume else []
     if not s.resume and (folder / RECORDS).exists():
         (folder / RECORDS).unlink()
-    finished = {r["id"] for r in done}
-    todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
-    if shard is not None:
-        todo = shard.split(todo)
+    return OpenRun(folder, identity, lock, done)
+
+
+def decode_and_log(
+    s: RunSettings,
+    task: Task,
+    model: MaskedLM,
+    todo: list[tuple[Example, Canvas]],
+    opened: OpenRun,
+    shard: sharding.Shard | None,
+    kl_opts: KLOptions,
+) -> list[dict[str, Any]]:
+    """Decode the examples to do and append a scored record for each as it finishes (a Ctrl-C
+    keeps every finished record); returns the new records."""
     # Each example's random stream depends on the seed and its id only (not on the batch,
     # the order, a resume or the shard), so sampled outputs are reproducible.
     streams = [stream_id(s.seed, ex.id) for ex, _ in todo]
+    folder, done = opened.folder, opened.done
     writer = RecordWriter(shard.records_path(folder) if shard is not None else folder / RECORDS)
-    start = time.perf_counter()
     new: list[dict[str, Any]] = []
     correct = sum(r["correct"] for r in done)
     try:
@@ -260,16 +299,25 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         raise
     finally:
         writer.close()
-    if shard is not None:
-        merged = shard.merge(folder, [ex.id for ex in examples])
-        if merged is None:
-            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(folder)}
-        new = merged
-    # The summary describes every record in the folder, not this invocation's `limit`.
-    records = done + new
-    summary = summarize(records, len(new), time.perf_counter() - start, cfg, folder)
+    return new
+
+
+def finalize(
+    cfg: dict[str, Any],
+    s: RunSettings,
+    task: Task,
+    model: MaskedLM,
+    opened: OpenRun,
+    new: list[dict[str, Any]],
+    seconds: float,
+    shard: sharding.Shard | None,
+) -> dict[str, Any]:
+    """Write summary.json over every record in the folder (not this invocation's `limit`),
+    release the folder's lock and print the one-line result."""
+    records = opened.done + new
+    summary = summarize(records, len(new), seconds, cfg, opened.folder)
     summary["label"] = describe(s)
-    summary["identity"] = identity
+    summary["identity"] = opened.identity
     summary["loaded_model"] = describe_model(model)
     summary.update(verdict_summary(records))
     kl = kl_summary(records)
@@ -277,14 +325,14 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         summary["kl"] = kl
     if shard is not None:
         summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
-    write_json_atomic(folder / SUMMARY, summary)
-    if lock is not None:
-        lock.release()
+    write_json_atomic(opened.folder / SUMMARY, summary)
+    if opened.lock is not None:
+        opened.lock.release()
     acc = summary["accuracy"]
     print(
         f"{s.model['name']} | {task.name} | {describe(s)} | n={summary['n']} "
-        f"acc={acc:.3f} nfe={summary['mean_nfe']:.1f} -> {folder}"
+        f"acc={acc:.3f} nfe={summary['mean_nfe']:.1f} -> {opened.folder}"
         if summary["n"]
-        else f"no examples to run -> {folder}"
+        else f"no examples to run -> {opened.folder}"
     )
     return summary
