@@ -115,6 +115,8 @@ def test_compare_chooses_on_validation_and_reads_test():
         [
             ("validation", "MED", "MED lam=0.2", 90.0, 10.0),
             ("test", "MED", "MED lam=0.2", 89.0, 10.0),
+            ("validation", "MED", "MED lam=0.8", 91.5, 9.0),  # MED's front beyond the anchor
+            ("test", "MED", "MED lam=0.8", 90.0, 8.4),
             ("validation", "EB", "EB lam=0.2", 91.0, 8.0),
             ("validation", "EB", "EB lam=0.8", 89.0, 5.0),  # misses the anchor on validation
             ("test", "EB", "EB lam=0.2", 88.0, 7.0),
@@ -125,6 +127,18 @@ def test_compare_chooses_on_validation_and_reads_test():
     assert any("EB lam=0.2" in line and "1.43x fewer NFE" in line for line in lines)
     assert not any("EB lam=0.8" in line and "fewer NFE" in line for line in lines)
     assert any("inside the noise" in line for line in lines)
+    # Against MED's whole front: lam=0.8 is as accurate on validation as EB lam=0.2, cheaper
+    # than the anchor, so EB's advantage shrinks to 8.4 / 7.0.
+    assert any("MED lam=0.8: 90.0%" in line and "1.20x fewer NFE" in line for line in lines)
+    ahead = frame(
+        [
+            ("validation", "MED", "MED lam=0.2", 90.0, 10.0),
+            ("test", "MED", "MED lam=0.2", 89.0, 10.0),
+            ("validation", "EB", "EB lam=0.2", 93.0, 8.0),
+            ("test", "EB", "EB lam=0.2", 92.0, 7.0),
+        ]
+    )
+    assert any("above MED's front" in line for line in compare(ahead, "MED lam=0.2", "MED"))
 
 
 def sampled_distribution(model: OracleModel, decoder, n: int = 8000) -> tuple[torch.Tensor, list]:
