@@ -31,6 +31,7 @@ def config(name: str, *overrides: str) -> dict:
 
 
 def test_posterior_traces_then_a_lora_fine_tune(tmp_path):
+    pytest.importorskip("peft", reason="LoRA needs pip install 'nclb[lora]'")
     post = posterior(config("posterior", "n=64", f"out_dir={tmp_path}/posterior"))
     assert post["posterior"]["trace_ok"] > 0.95, post
     ft = finetune(

@@ -368,3 +368,15 @@ def test_metrics_from_takes_another_grids_columns(tmp_path):
     )
     with pytest.raises(UserError, match="metrics or metrics_from"):
         load_grid(str(path), "tiny")
+
+
+def test_provenance_lists_each_task_seed_once():
+    from nclb.tables.write import provenance
+
+    test = summary("chain", 500, 480, 18.5, "med lam=0.2 rule=per_position block=8", 8)
+    again = summary("chain", 500, 470, 56.0, "ktoken k=1 order=entropy block=8", 8)
+    validation = json.loads(json.dumps(test))
+    validation["identity"]["task"]["seed"] = 4321
+    lines = provenance([test, again, validation])
+    assert len(lines) == 2
+    assert "seed=1234" in lines[0] and "seed=4321" in lines[1]

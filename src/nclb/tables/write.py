@@ -24,19 +24,20 @@ TASK_DATA_KEYS = (
 
 
 def provenance(summaries: list[dict[str, Any]]) -> list[str]:
-    """One line per (model, task): the checkpoint and the examples the runs decoded."""
+    """One line per (model, checkpoint, task, task data settings such as the seed, n): the
+    checkpoint and the examples the runs decoded."""
     lines, seen = [], set()
     for s in summaries:
         ident = s["identity"]
         model, task = ident["model"], ident["task"]
-        key = (model["name"], task["name"], s["n"], str(model.get("path")))
+        data = ", ".join(f"{k}={task[k]}" for k in TASK_DATA_KEYS if task.get(k) is not None)
+        key = (model["name"], task["name"], s["n"], str(model.get("path")), data)
         if key in seen:
             continue
         seen.add(key)
         path = model.get("path") or (
             f"checkpoints/tiny-{task['name']}" if model["name"] == "tiny" else "(built in)"
         )
-        data = ", ".join(f"{k}={task[k]}" for k in TASK_DATA_KEYS if task.get(k) is not None)
         limit = (s.get("config") or {}).get("limit")
         which = f"the first {s['n']} examples" if limit is not None else f"all {s['n']} examples"
         lines.append(
