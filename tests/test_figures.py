@@ -194,3 +194,17 @@ def test_figure4_markdown_warns_about_few_failures(tmp_path, monkeypatch):
         make_table([str(grid), "run=false", f"results={REPO_ROOT / 'results'}"], log=print)
     make_table([str(grid), "run=false", f"results={results}"], log=lambda _: None)
     assert "[UNCOMMITTED CODE: src/nclb/x.py]" in (results / "f4.md").read_text()
+
+
+def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
+    from nclb.tables.figures import save
+
+    def draw(out):
+        fig, ax = pyplot().subplots()
+        ax.plot([1, 2, 3], [3, 1, 2], marker="o", label="k-token")
+        ax.legend()
+        return save(fig, out, "same", "A title", "the footer")
+
+    first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
+    for a, b in zip(first, second, strict=True):
+        assert a.read_bytes() == b.read_bytes(), a.name

@@ -32,10 +32,12 @@ OFFSETS = tuple((False, 3 * sx, 3 * sy) for sx, sy in SIGNS) + tuple(
 
 
 def pyplot():
-    """matplotlib.pyplot on the non-interactive Agg backend."""
+    """matplotlib.pyplot on the non-interactive Agg backend, with SVG ids that do not change
+    from one run to the next (the same logs give the same files)."""
     import matplotlib
 
     matplotlib.use("Agg")
+    matplotlib.rcParams["svg.hashsalt"] = "nclb"
     import matplotlib.pyplot as plt
 
     return plt
@@ -124,7 +126,7 @@ def write(fig, out: Path, name: str) -> list[Path]:
     out.mkdir(parents=True, exist_ok=True)
     paths = [out / f"{name}.png", out / f"{name}.svg"]
     fig.savefig(paths[0], dpi=150)
-    fig.savefig(paths[1])
+    fig.savefig(paths[1], metadata={"Date": None})  # no timestamp: byte-identical reruns
     pyplot().close(fig)
     return paths
 
