@@ -15,6 +15,7 @@ import shutil
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -185,6 +186,27 @@ def _new_model(cfg: DictConfig, tokenizer) -> NclbTinyForMaskedLM:
     return NclbTinyForMaskedLM(config)
 
 
+def _starting_point(
+    cfg: DictConfig, out: Path, resume: bool, device: torch.device
+) -> tuple[NclbTinyForMaskedLM, Any, dict[str, Any]]:
+    """(model, tokenizer, state): the run's own last checkpoint and optimizer state when
+    resuming, else the weights of `init` (a fresh optimizer and schedule), else a new model."""
+    if resume:
+        model, tokenizer = load_checkpoint(out / "hf")
+        return (
+            model,
+            tokenizer,
+            torch.load(out / "state.pt", weights_only=False, map_location=device),
+        )
+    if cfg.get("init"):
+        if not (Path(cfg.init) / "config.json").is_file():
+            raise UserError(f"init={cfg.init} is not a checkpoint folder (no config.json)")
+        model, tokenizer = load_checkpoint(Path(cfg.init))
+        return model, tokenizer, {"step": 0, "elapsed": 0.0}
+    tokenizer = build_tokenizer()
+    return _new_model(cfg, tokenizer), tokenizer, {"step": 0, "elapsed": 0.0}
+
+
 def train(cfg: DictConfig | dict) -> Path:
     """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
@@ -196,18 +218,7 @@ def train(cfg: DictConfig | dict) -> Path:
     hf_dir, state_path = out / "hf", out / "state.pt"
     resume = bool(cfg.resume) and state_path.is_file()
     torch.manual_seed(int(cfg.seed))
-    if resume:
-        model, tokenizer = load_checkpoint(hf_dir)
-        state = torch.load(state_path, weights_only=False, map_location=device)
-    elif cfg.get("init"):
-        # Continue training a finished checkpoint with a fresh optimizer and schedule.
-        if not (Path(cfg.init) / "config.json").is_file():
-            raise UserError(f"init={cfg.init} is not a checkpoint folder (no config.json)")
-        model, tokenizer = load_checkpoint(Path(cfg.init))
-        state = {"step": 0, "elapsed": 0.0}
-    else:
-        tokenizer = build_tokenizer()
-        model, state = _new_model(cfg, tokenizer), {"step": 0, "elapsed": 0.0}
+    model, tokenizer, state = _starting_point(cfg, out, resume, device)
     model.to(device).train()
     lm = _TinyLM(model, tokenizer)
     lm.device = device
