@@ -11,7 +11,7 @@ import yaml
 
 from nclb.cli import HELP, main
 from nclb.config import config_dir
-from nclb.confighelp import key_docs, split_comment
+from nclb.confighelp import key_docs, shared_blocks, split_comment
 
 
 def help_text(capsys, command: str) -> str:
@@ -34,14 +34,15 @@ def test_help_lists_every_key_with_its_comment_and_examples(capsys, command):
     text = help_text(capsys, command)
     config_name = HELP[command][0]
     path = config_dir() / f"{config_name}.yaml"
-    data = yaml.safe_load(path.read_text())
-    keys = leaf_keys({k: v for k, v in data.items() if k not in ("defaults", "hydra")})
-    assert keys, path
-    for key in keys:
-        assert f"  {key}=" in text, key
-    for doc in key_docs(path):
-        if doc.comment:
-            assert doc.comment in text
+    for file in [path, *shared_blocks(path)]:  # the root's keys and its shared blocks' (common/)
+        data = yaml.safe_load(file.read_text()) or {}
+        keys = leaf_keys({k: v for k, v in data.items() if k not in ("defaults", "hydra")})
+        assert keys or file.parent.name == "common", file
+        for key in keys:
+            assert f"  {key}=" in text, (file, key)
+        for doc in key_docs(file):
+            if doc.comment:
+                assert doc.comment in text
     assert f"usage: nclb {command}" in text and "examples:\n  nclb " in text
     assert "Hydra" not in text and "grids" not in text  # not Hydra's raw dump
 

@@ -213,7 +213,7 @@ HELP = {
         "to <out_dir>/<model>/<task>/<decoder>-<hash>/records.jsonl and summary.json describes "
         "the folder's records (accuracy, NFE); the same command again resumes.",
         [
-            "nclb run limit=20                                  # tiny model, arith, k=1",
+            "nclb run limit=20                                  # tiny model, chain, k=1",
             "nclb run task=sudoku9 decoder=med lam=0.2",
             "nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1",
             "nclb run model=llada task=gsm8k decoder=med lam=0.2 device=cuda batch_size=16",

@@ -64,6 +64,22 @@ def key_docs(path: Path) -> list[KeyDoc]:
     return docs
 
 
+def shared_blocks(path: Path) -> list[Path]:
+    """The shared blocks (configs/common/*.yaml) a root config includes in its defaults list."""
+    data = yaml.safe_load(path.read_text()) or {}
+    items = [item for item in data.get("defaults") or [] if isinstance(item, str)]
+    return [config_dir() / f"{item}.yaml" for item in items if item.startswith("common/")]
+
+
+def all_key_docs(path: Path) -> list[KeyDoc]:
+    """The keys a root config sets, with those of the shared blocks it includes first; a key
+    the root sets again keeps the root's default and comment."""
+    docs: dict[str, KeyDoc] = {}
+    for file in [*shared_blocks(path), path]:
+        docs.update((doc.key, doc) for doc in key_docs(file))
+    return list(docs.values())
+
+
 def header_lines(path: Path) -> list[str]:
     """The comment lines at the top of a config file, without the `# ` marker."""
     lines = []
@@ -97,8 +113,10 @@ def command_help(command: str, config_name: str, purpose: str, examples: list[st
         pad = max(len(text) for text in chosen)
         for text, (group, _) in zip(chosen, groups, strict=True):
             out.append(f"  {text:<{pad}}  options: {', '.join(group_options(group))}")
-    out += ["", f"keys (default, meaning; from configs/{config_name}.yaml):"]
-    docs = key_docs(path)
+    blocks = [p for p in shared_blocks(path) if key_docs(p)]  # the ones that set keys
+    sources = [f"configs/{p.relative_to(config_dir())}" for p in [path, *blocks]]
+    out += ["", f"keys (default, meaning; from {', '.join(sources)}):"]
+    docs = all_key_docs(path)
     width = min(28, max(len(f"{d.key}={d.default}") for d in docs) + 2)
     for doc in docs:
         name = f"{doc.key}.*" if doc.section else f"{doc.key}={doc.default}"
