@@ -230,15 +230,11 @@ def validate_config(cfg: dict[str, Any]) -> None:
         raise UserError(f"mask_eps={cfg.get('mask_eps')!r} must be in (0, 1)")
 
 
-def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run `nclb finetune` per `cfg` (configs/finetune.yaml); returns the summary."""
-    validate_config(cfg)
-    use_threads(cfg.get("threads"))
-    task_cfg = dict(cfg["task"])
-    gen_length = int(cfg.get("gen_length") or task_cfg["gen_length"])
-    task_cfg["gen_length"] = gen_length
-    block = int(cfg["eval"].get("block") or task_cfg.get("block") or gen_length)
-    task = build_task(task_cfg)
+def load_trainable(
+    cfg: dict[str, Any], task: Task, gen_length: int
+) -> tuple[MaskedLM, Path | None]:
+    """The model to fine-tune (model group, or `init`) and the checkpoint folder it came from
+    (None for a hub id: save_model then writes the weights only)."""
     model_cfg = dict(cfg["model"])
     if cfg.get("init"):
         model_cfg["path"] = str(cfg["init"])
@@ -253,19 +249,12 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
         from nclb.config.paths import tiny_checkpoint
 
         source = tiny_checkpoint(task.name)
-    items, counts = load_items(cfg["data"], task, lm, gen_length)
-    out = Path(cfg["out_dir"])
-    out.mkdir(parents=True, exist_ok=True)
-    ev = cfg["eval"]
-    summary: dict[str, Any] = {"data": counts}
-    if ev.get("n") and ev.get("before"):
-        summary["eval_before"] = evaluate(
-            task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"])
-        )
-        print(f"before fine-tuning: {summary['eval_before']}")
-    lora = dict(cfg.get("lora") or {})
-    if lora.get("enabled"):
-        add_lora(lm, lora)
+    return lm, source
+
+
+def train_steps(lm: MaskedLM, items: list[TrainItem], cfg: dict[str, Any], out: Path) -> None:
+    """`optim.steps` optimizer steps on the response-only MDLM loss over shuffled epochs of
+    `items`, logging the mean loss every `log_every` steps to out/metrics.jsonl."""
     torch.manual_seed(int(cfg["seed"]))
     lm.model.train()
     optim = cfg["optim"]
@@ -273,7 +262,6 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
     gen = torch.Generator().manual_seed(int(cfg["seed"]))
     steps, size, accum = int(optim["steps"]), int(optim["batch_size"]), int(optim["grad_accum"])
     order: list[int] = []
-    log = (out / "metrics.jsonl").open("w")
     start, running = time.time(), []
 
     def backward() -> None:
@@ -287,28 +275,55 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
             (loss / accum).backward()
             running.append(loss.item())
 
-    for step in range(1, steps + 1):
-        opt.step((step - 1) / steps, backward)
-        if step % int(cfg["log_every"]) == 0 or step == steps:
-            entry = {
-                "step": step,
-                "loss": sum(running) / len(running),
-                "lr": opt.lr,
-            }
-            entry["seconds"] = round(time.time() - start, 1)
-            running = []
-            log.write(json.dumps(entry) + "\n")
-            log.flush()
-            print(json.dumps(entry))
-    log.close()
+    with (out / "metrics.jsonl").open("w") as log:
+        for step in range(1, steps + 1):
+            opt.step((step - 1) / steps, backward)
+            if step % int(cfg["log_every"]) == 0 or step == steps:
+                entry = {"step": step, "loss": sum(running) / len(running), "lr": opt.lr}
+                entry["seconds"] = round(time.time() - start, 1)
+                running = []
+                log.write(json.dumps(entry) + "\n")
+                log.flush()
+                print(json.dumps(entry))
     lm.model.eval()
+
+
+def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
+    """Run `nclb finetune` per `cfg` (configs/finetune.yaml); returns the summary."""
+    validate_config(cfg)
+    use_threads(cfg.get("threads"))
+    task_cfg = dict(cfg["task"])
+    gen_length = int(cfg.get("gen_length") or task_cfg["gen_length"])
+    task_cfg["gen_length"] = gen_length
+    block = int(cfg["eval"].get("block") or task_cfg.get("block") or gen_length)
+    task = build_task(task_cfg)
+    lm, source = load_trainable(cfg, task, gen_length)
+    items, counts = load_items(cfg["data"], task, lm, gen_length)
+    out = Path(cfg["out_dir"])
+    out.mkdir(parents=True, exist_ok=True)
+    ev = cfg["eval"]
+    summary: dict[str, Any] = {"data": counts}
+    if ev.get("n") and ev.get("before"):
+        summary["eval_before"] = evaluate(
+            task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"])
+        )
+        print(f"before fine-tuning: {summary['eval_before']}")
+    lora = dict(cfg.get("lora") or {})
+    if lora.get("enabled"):
+        add_lora(lm, lora)
+    start = time.time()
+    train_steps(lm, items, cfg, out)
     if ev.get("n"):
         summary["eval"] = evaluate(task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"]))
     saved = save_model(lm, source, out, lora)
+    optim = cfg["optim"]
     summary |= {
         "checkpoint": str(saved),
         "examples": len(items),
-        "epochs": steps * size * accum / len(items),
+        "epochs": int(optim["steps"])
+        * int(optim["batch_size"])
+        * int(optim["grad_accum"])
+        / len(items),
         "seconds": time.time() - start,
         "git": git_revision(),
         "config": cfg,
