@@ -13,7 +13,7 @@ from omegaconf import OmegaConf
 from nclb.config import config_dir
 from nclb.errors import UserError
 from nclb.experiments.finetune import add_lora, collate, finetune, load_items
-from nclb.experiments.train_tiny import _new_model, _TinyLM, make_batch
+from nclb.experiments.train_tiny import _new_model, layout_view, make_batch
 from nclb.models.hf import load_hf_model
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.checkpoint import save_checkpoint
@@ -48,7 +48,7 @@ def config(tmp_path, *overrides):
 
 
 def test_prompt_and_delimiter_are_never_targets():
-    task, lm = ArithTask(), _TinyLM(None, build_tokenizer())
+    task, lm = ArithTask(), layout_view(build_tokenizer())
     items, counts = load_items({"gold_n": 6, "gold_source": "examples"}, task, lm, 48)
     assert counts["gold"] == 6
     ids, attn, maskable = collate(items, lm.pad_id)
@@ -59,7 +59,7 @@ def test_prompt_and_delimiter_are_never_targets():
 
 
 def test_trace_files_and_filters(tmp_path):
-    task, lm = ArithTask(), _TinyLM(None, build_tokenizer())
+    task, lm = ArithTask(), layout_view(build_tokenizer())
     ex = task.examples(2)
     rows = []
     for i, (mode, lp, ok) in enumerate(
@@ -122,7 +122,7 @@ def test_finetune_lowers_the_loss_and_saves_a_loadable_checkpoint(tmp_path, smal
 def test_missing_peft_is_a_one_line_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "peft", None)
     with pytest.raises(UserError, match="pip install 'nclb\\[lora\\]'"):
-        add_lora(_TinyLM(None, build_tokenizer()), {"target_modules": ["qkv"]})
+        add_lora(layout_view(build_tokenizer()), {"target_modules": ["qkv"]})
 
 
 def test_lora_trains_adapters_only_and_merges(tmp_path, small_ckpt):
@@ -148,7 +148,7 @@ def test_lora_trains_adapters_only_and_merges(tmp_path, small_ckpt):
 def test_answer_only_chains_keep_a_masked_scratchpad():
     """trace_max_steps: longer chains train on the answer only (Table 4's base model)."""
     task = ArithTask(trace_max_steps=2)
-    lm = _TinyLM(None, build_tokenizer())
+    lm = layout_view(build_tokenizer())
     examples = task.generate(40, seed=5)
     ids, _, maskable = make_batch(task, lm, examples, 48)
     for row, ex in enumerate(examples):

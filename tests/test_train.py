@@ -8,7 +8,14 @@ import torch
 from hydra import compose, initialize_config_dir
 
 from nclb.errors import UserError
-from nclb.experiments.train_tiny import _new_model, _TinyLM, make_batch, mdlm_loss, train
+from nclb.experiments.train_tiny import (
+    _new_model,
+    layout_view,
+    make_batch,
+    mdlm_loss,
+    train,
+    training_view,
+)
 from nclb.tasks.arith import ArithTask
 from nclb.tiny.tokenizer import build_tokenizer
 from nclb.training.schedule import lr_factor
@@ -34,7 +41,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
     cfg = config(tmp_path, "task=arith")
     tok = build_tokenizer()
     model = _new_model(cfg, tok)
-    lm, task = _TinyLM(model, tok), ArithTask()
+    lm, task = training_view(model, tok), ArithTask()
     opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
     stream, gen = task.train_stream(seed=0), torch.Generator().manual_seed(0)
     losses = []
@@ -51,7 +58,7 @@ def test_a_few_steps_lower_the_loss(tmp_path):
 def test_prompt_and_delimiter_are_never_masked():
     tok = build_tokenizer()
     task = ArithTask()
-    lm = _TinyLM(None, tok)
+    lm = layout_view(tok)
     ids, attn, maskable = make_batch(task, lm, task.examples(4), 48)
     assert not (maskable & ~attn).any()
     region = maskable[:, -48:]
@@ -104,7 +111,7 @@ def test_worker_zero_draws_the_in_process_stream():
     from nclb.experiments.train_tiny import _BatchStream
 
     task, tok = ArithTask(), build_tokenizer()
-    lm = _TinyLM(None, tok)
+    lm = layout_view(tok)
     stream = task.train_stream(5)
     expected = make_batch(task, lm, [next(stream) for _ in range(8)], 48)
     got = next(iter(_BatchStream(task, tok, 5, 8, 48)))
@@ -140,7 +147,7 @@ class RecordingModel(torch.nn.Module):
 def test_corrupt_replaces_visible_tokens_with_tokens_of_the_same_row():
     tok = build_tokenizer()
     task = ArithTask()
-    lm = _TinyLM(None, tok)
+    lm = layout_view(tok)
     ids, attn, maskable = make_batch(task, lm, task.examples(16), 48)
     model = RecordingModel(len(tok))
     gen = torch.Generator().manual_seed(0)
@@ -171,3 +178,16 @@ def test_only_tasks_with_a_training_stream_can_be_trained():
     assert not class_implements(StreamOnly, Trainable) and class_implements(ArithTask, Trainable)
     with pytest.raises(UserError, match="task='gsm8k' cannot be trained on"):
         build_trainable_task({"name": "gsm8k"})
+
+
+def test_the_weightless_layout_view_lays_out_batches_like_the_training_view(tmp_path):
+    tok, task = build_tokenizer(), ArithTask()
+    layout = layout_view(tok)
+    assert all(p.is_meta for p in layout.model.parameters())  # no memory in batch workers
+    trained = training_view(_new_model(config(tmp_path, "task=arith"), tok), tok)
+    assert trained.model.training  # the view leaves the model in training mode
+    examples = task.examples(8)
+    for a, b in zip(
+        make_batch(task, layout, examples, 48), make_batch(task, trained, examples, 48)
+    ):
+        assert torch.equal(a, b)

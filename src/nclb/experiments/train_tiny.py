@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.models.hf import HFCodec, resolve_device
+from nclb.models.hf import FAMILIES, HFMaskedLM, resolve_device
 from nclb.tasks.base import Example
 from nclb.tasks.build import build_trainable_task
 from nclb.threads import use_threads
@@ -39,25 +39,27 @@ from nclb.training.schedule import ScheduledAdamW
 EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 
 
-class _TinyLM:
-    """A MaskedLM view of a tiny model in training (prompts are plain text, no chat template)."""
+def training_view(model: NclbTinyForMaskedLM, tokenizer) -> HFMaskedLM:
+    """The tiny model under training through the MaskedLM interface of `nclb run` (batch layout
+    and greedy evaluation); the model stays in training mode."""
+    lm = HFMaskedLM(model, tokenizer, FAMILIES["tiny"], chat_template=False)
+    model.train()
+    return lm
 
-    def __init__(self, model: NclbTinyForMaskedLM, tokenizer) -> None:
-        self.model = model
-        self.codec = HFCodec(tokenizer)
-        self.mask_id = tokenizer.mask_token_id
-        self.pad_id = tokenizer.pad_token_id
-        self.eos_ids = (tokenizer.eos_token_id,)
-        self.vocab_size = len(tokenizer)
-        self.device = torch.device("cpu")
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None):
-        """Unshifted logits [B, N, V]."""
-        return self.model(ids, attention_mask=attention_mask).logits
-
-    def prompt_ids(self, text: str) -> list[int]:
-        """The prompt's character ids."""
-        return self.codec.encode(text)
+def layout_view(tokenizer) -> HFMaskedLM:
+    """A weightless MaskedLM for laying out training batches (prompt ids, special ids) in batch
+    worker processes: its one-layer model lives on the meta device and holds no memory."""
+    config = NclbTinyConfig(
+        vocab_size=len(tokenizer),
+        mask_token_id=tokenizer.mask_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        num_hidden_layers=1,
+    )
+    with torch.device("meta"):
+        skeleton = NclbTinyForMaskedLM(config)
+    return HFMaskedLM(skeleton, tokenizer, FAMILIES["tiny"], chat_template=False)
 
 
 def make_batch(
@@ -126,7 +128,7 @@ def _shuffled_within_rows(
 
 
 @torch.no_grad()
-def evaluate(task, lm: _TinyLM, cfg: DictConfig) -> dict[str, float]:
+def evaluate(task, lm: HFMaskedLM, cfg: DictConfig) -> dict[str, float]:
     """Held-out masked-token accuracy (fixed masks at t=0.5) and greedy exact-match accuracy
     (k=1 entropy decoding with the task's block) on the first `eval_n` test examples."""
     lm.model.eval()
@@ -158,7 +160,7 @@ class _BatchStream(torch.utils.data.IterableDataset):
     def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
         info = torch.utils.data.get_worker_info()
         stream = self.task.train_stream(self.seed + 7777 * (info.id if info else 0))
-        lm = _TinyLM(None, self.tokenizer)
+        lm = layout_view(self.tokenizer)
         while True:
             examples = [next(stream) for _ in range(self.size)]
             yield make_batch(self.task, lm, examples, self.gen_length)
@@ -220,8 +222,7 @@ def train(cfg: DictConfig | dict) -> Path:
     torch.manual_seed(int(cfg.seed))
     model, tokenizer, state = _starting_point(cfg, out, resume, device)
     model.to(device).train()
-    lm = _TinyLM(model, tokenizer)
-    lm.device = device
+    lm = training_view(model, tokenizer)
     opt = ScheduledAdamW(model.parameters(), opt_cfg, betas=(0.9, 0.98))
     if resume:
         opt.opt.load_state_dict(state["optimizer"])
