@@ -16,6 +16,7 @@ class FixedLogitsModel:
         self.length = length
         self.mask_id, self.pad_id, self.eos_ids = vocab, vocab + 1, (vocab + 2,)
         self.vocab_size = vocab + 3
+        self.supports_padding = True
         self.device = torch.device("cpu")
         self.codec = CharCodec("abcdefghijklmnop"[:vocab])
         self.calls = 0

@@ -107,6 +107,7 @@ class MaskLovingModel:
     def __init__(self) -> None:
         self.mask_id, self.pad_id, self.eos_ids = 3, 4, (5,)
         self.vocab_size = 6
+        self.supports_padding = True
         self.device = torch.device("cpu")
         self.codec = CharCodec("abc")
 

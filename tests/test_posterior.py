@@ -13,10 +13,11 @@ from omegaconf import OmegaConf
 from nclb.cli import main
 from nclb.config import config_dir
 from nclb.experiments.likelihood import answer_logprobs
-from nclb.experiments.posterior import fill_answer, posterior, summarize_traces
+from nclb.experiments.posterior import posterior, summarize_traces
 from nclb.models.oracle import OracleModel, random_joint
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.tasks.base import Canvas
+from nclb.tasks.template import fill_answer
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -22,13 +22,12 @@ from typing import Any
 import torch
 
 from nclb.errors import UserError
-from nclb.experiments.posterior import SOURCES, problems
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
 from nclb.models.hf import HFMaskedLM
 from nclb.runs.runlog import git_revision, read_records, write_json_atomic
 from nclb.tasks.base import ChecksTrace, Example, HasReference, Task, Trainable
-from nclb.tasks.build import build_task
+from nclb.tasks.build import SOURCES, build_task, problems
 from nclb.threads import use_threads
 from nclb.training.batching import left_pad_targets
 from nclb.training.evaluate import greedy_outputs

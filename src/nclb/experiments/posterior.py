@@ -25,76 +25,19 @@ from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
 from nclb.runs.runlog import git_revision, read_records, write_json_atomic
 from nclb.runs.runner import decode
-from nclb.tasks.base import Canvas, ChecksTrace, Example, HasReference, Task, Trainable
-from nclb.tasks.build import build_task
+from nclb.tasks.base import Canvas, ChecksTrace, Example, Task
+from nclb.tasks.build import SOURCES, build_task, problems
 from nclb.tasks.outputs import read_output
+from nclb.tasks.template import fill_answer, gold_answer_text
 from nclb.threads import use_threads
 
-SOURCES = ("examples", "train_stream")
 TRACES = "traces.jsonl"
-
-
-def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]:
-    """The problems to trace: the task's evaluation examples (`examples`, first n) or the first
-    n distinct problems of its synthetic training stream (`train_stream`, seeded)."""
-    if source == "examples":
-        return task.examples(n)
-    if source != "train_stream":
-        raise UserError(f"source={source!r} must be one of {list(SOURCES)}")
-    if not isinstance(task, Trainable):
-        raise UserError(
-            f"task={task.name} has no training stream; use source=examples "
-            "(and the task's own split setting, e.g. task.split=train)"
-        )
-    if n is None:
-        raise UserError("source=train_stream needs a number of problems: set n=<count>")
-    stream, seen, out = task.train_stream(seed), set(), []
-    while len(out) < n:
-        ex = next(stream)
-        if ex.prompt in seen:
-            continue
-        seen.add(ex.prompt)
-        out.append(Example(f"{task.name}-train{seed}-{len(out)}", ex.prompt, ex.gold, ex.meta))
-    return out
-
-
-def answer_text(task: Task, example: Example) -> str:
-    """The text of the gold answer block: the task's reference answer block if it has one
-    (gsm8k: `72}.`), else str(gold)."""
-    if isinstance(task, HasReference):
-        block = task.reference_output(example)[1]
-        if block is None:
-            raise UserError(
-                f"task={task.name} uses a plain template without an answer block; "
-                "set task.template=infilling"
-            )
-        return block
-    return str(example.gold)
-
-
-def fill_answer(canvas: Canvas, model: MaskedLM, text: str) -> list[int]:
-    """`canvas.region` with the answer block holding `text`, padded with the first eos id."""
-    if canvas.answer is None:
-        raise UserError(
-            "posterior sampling needs an answer block: use a task with the reasoning-as-infilling "
-            "template (arith, gsm8k, math)"
-        )
-    start, end = canvas.answer
-    ids = model.codec.encode(text)
-    if len(ids) > end - start:
-        raise UserError(
-            f"answer {text!r} is {len(ids)} tokens but the answer block holds {end - start}; "
-            "raise answer_length"
-        )
-    region = list(canvas.region)
-    region[start:end] = ids + [model.eos_ids[0]] * (end - start - len(ids))
-    return region
 
 
 def posterior_canvas(task: Task, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
     """The task's canvas with the gold answer pre-filled: sampling it draws r ~ p(r | c, a)."""
     canvas = task.canvas(example, model, gen_length)
-    region = fill_answer(canvas, model, answer_text(task, example))
+    region = fill_answer(canvas, model, gold_answer_text(task, example))
     return Canvas(prompt=canvas.prompt, region=region, answer=canvas.answer)
 
 
@@ -171,7 +114,7 @@ def trace_records(
         )
     gold_regions, spans = [], []
     for (ex, canvas, _, _), g in zip(items, gens, strict=True):
-        gold_regions.append(fill_answer(canvas, model, answer_text(task, ex)))
+        gold_regions.append(fill_answer(canvas, model, gold_answer_text(task, ex)))
         spans.append(canvas.answer)
         start, end = canvas.answer
         gold_regions[-1][:start] = g.region[:start]

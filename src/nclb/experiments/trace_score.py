@@ -23,7 +23,6 @@ from tqdm import tqdm
 from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
-from nclb.experiments.posterior import answer_text, fill_answer
 from nclb.models.build import build_model
 from nclb.runs.runlog import git_revision, write_json_atomic
 from nclb.runs.runner import decode
@@ -31,6 +30,7 @@ from nclb.sampler import Generation, build_decoder
 from nclb.tasks.base import Canvas
 from nclb.tasks.build import build_task
 from nclb.tasks.outputs import read_output
+from nclb.tasks.template import fill_answer, gold_answer_text
 from nclb.threads import use_threads
 
 
@@ -143,7 +143,7 @@ def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     for ex, canvas in items:
         g = gens[ex.id]
         correct = bool(read_output(task, model, ex, canvas, g.region).score.correct)
-        gold = fill_answer(canvas, model, answer_text(task, ex))
+        gold = fill_answer(canvas, model, gold_answer_text(task, ex))
         order = trace_positions(canvas, g, model.mask_id, model.eos_ids)
         for f in fractions:
             state, conf = partial_states(canvas, g, gold, order, f)

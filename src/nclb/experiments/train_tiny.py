@@ -239,12 +239,11 @@ def train(cfg: DictConfig | dict) -> Path:
     )
     gen = torch.Generator(device=device).manual_seed(int(cfg.seed) * 7919 + step)
     out.mkdir(parents=True, exist_ok=True)
-    n_params = sum(p.numel() for p in model.parameters())
     log = (out / "metrics.jsonl").open("a")
     bar = tqdm(total=steps, initial=step, desc=f"train {task.name}", mininterval=float(cfg.bar_s))
+    n_params = sum(p.numel() for p in model.parameters())
     tqdm.write(
-        f"{n_params:,} parameters on {device}; "
-        f"{'resuming at step ' + str(step) if resume else 'new'}"
+        f"{n_params:,} parameters on {device}; {f'resuming at step {step}' if resume else 'new'}"
     )
 
     def save() -> None:
@@ -256,17 +255,8 @@ def train(cfg: DictConfig | dict) -> Path:
     started = time.time() - elapsed
     while step < steps and elapsed < budget:
         ids, attn, maskable = (x.to(device) for x in next(batches))
-        loss, acc = mdlm_loss(
-            model,
-            ids,
-            attn,
-            maskable,
-            lm.mask_id,
-            float(cfg.mask_eps),
-            gen,
-            float(cfg.mask_max),
-            float(cfg.get("corrupt", 0.0)),
-        )
+        eps, t_max, corrupt = float(cfg.mask_eps), float(cfg.mask_max), float(cfg.get("corrupt", 0))
+        loss, acc = mdlm_loss(model, ids, attn, maskable, lm.mask_id, eps, gen, t_max, corrupt)
         opt.step(max(step / steps, elapsed / budget), loss.backward)
         step += 1
         elapsed = time.time() - started
@@ -283,11 +273,18 @@ def train(cfg: DictConfig | dict) -> Path:
     bar.close()
     log.close()
     if cfg.export_dir:
-        export = Path(cfg.export_dir)
-        shutil.rmtree(export, ignore_errors=True)
-        shutil.copytree(hf_dir, export)
-        if cfg.get("export_dtype"):
-            save_checkpoint(model.to(EXPORT_DTYPES[cfg.export_dtype]), tokenizer, export)
-        tqdm.write(f"exported {export}")
+        export_checkpoint(model, tokenizer, hf_dir, Path(cfg.export_dir), cfg.get("export_dtype"))
     tqdm.write(f"checkpoint: {hf_dir} (load it with model=tiny model.path={hf_dir})")
     return hf_dir
+
+
+def export_checkpoint(
+    model: NclbTinyForMaskedLM, tokenizer, hf_dir: Path, export: Path, dtype: str | None
+) -> None:
+    """Copy the final checkpoint folder to `export` (replacing it), its weights stored in
+    `dtype` (fp16 | bf16 | fp32) when given."""
+    shutil.rmtree(export, ignore_errors=True)
+    shutil.copytree(hf_dir, export)
+    if dtype:
+        save_checkpoint(model.to(EXPORT_DTYPES[dtype]), tokenizer, export)
+    tqdm.write(f"exported {export}")

@@ -33,6 +33,7 @@ class MaskedLM(Protocol):
     codec: TextCodec
     device: torch.device
     vocab_size: int
+    supports_padding: bool  # whether left-padded rows get the logits of unpadded ones
 
     def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """Float logits [B, N, V] for every position of `ids`."""

@@ -43,6 +43,7 @@ class OracleModel:
         self.mask_id, self.pad_id = self.content, self.content + 1
         self.eos_ids = (self.content + 2,)
         self.vocab_size = self.content + 3
+        self.supports_padding = True
         self.device = torch.device("cpu")
         self.codec = CharCodec(SYMBOLS[: self.content])
         self.joint = (probs / probs.sum()).double()

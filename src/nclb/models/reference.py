@@ -52,6 +52,7 @@ class ReferenceModel:
     pad_id = PAD_ID
     eos_ids = (EOS_ID,)
     vocab_size = VOCAB_SIZE
+    supports_padding = True
 
     def __init__(self, gen_length: int, confidence: float = 50.0) -> None:
         self.codec = ByteCodec()

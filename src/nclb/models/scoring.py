@@ -25,7 +25,7 @@ def region_apply(
     log-probs [G, V] (log-softmax of logits / temperature). Rows of one batch share a region
     length; models that cannot pad (LLaDA) get batches of equal prompt length only."""
     order = list(range(len(prompts)))
-    if not getattr(model, "supports_padding", True):
+    if not model.supports_padding:
         order.sort(key=lambda i: (len(regions[i]), len(prompts[i])))
     else:
         order.sort(key=lambda i: len(regions[i]))
@@ -37,7 +37,7 @@ def region_apply(
         for i in order[start + 1 : start + batch_size]:
             same_region = len(regions[i]) == len(regions[first])
             same_prompt = len(prompts[i]) == len(prompts[first])
-            if not same_region or not (getattr(model, "supports_padding", True) or same_prompt):
+            if not same_region or not (model.supports_padding or same_prompt):
                 break
             chunk.append(i)
         ids, attn, width = left_pad(

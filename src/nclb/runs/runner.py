@@ -76,7 +76,7 @@ def decode(
         base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
         streams = [stream_id(base, i) for i in range(len(canvases))]
     queues: list[list[int]] = [list(range(len(canvases)))]
-    if not getattr(model, "supports_padding", True):
+    if not model.supports_padding:
         by_length: dict[int, list[int]] = {}
         for i, c in enumerate(canvases):
             by_length.setdefault(len(c.prompt), []).append(i)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nclb.errors import UserError
 from nclb.registry import entries, lookup
-from nclb.tasks.base import Task, Trainable, class_implements
+from nclb.tasks.base import Example, Task, Trainable, class_implements
 
 
 def build_task(cfg: dict) -> Task:
@@ -31,3 +31,30 @@ def build_trainable_task(cfg: dict) -> Trainable:
             f"task={cfg.get('name')!r} cannot be trained on; choose one of {trainable_names()}"
         )
     return build_task(cfg)
+
+
+SOURCES = ("examples", "train_stream")  # where `problems` draws from
+
+
+def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]:
+    """The problems to trace: the task's evaluation examples (`examples`, first n) or the first
+    n distinct problems of its synthetic training stream (`train_stream`, seeded)."""
+    if source == "examples":
+        return task.examples(n)
+    if source != "train_stream":
+        raise UserError(f"source={source!r} must be one of {list(SOURCES)}")
+    if not isinstance(task, Trainable):
+        raise UserError(
+            f"task={task.name} has no training stream; use source=examples "
+            "(and the task's own split setting, e.g. task.split=train)"
+        )
+    if n is None:
+        raise UserError("source=train_stream needs a number of problems: set n=<count>")
+    stream, seen, out = task.train_stream(seed), set(), []
+    while len(out) < n:
+        ex = next(stream)
+        if ex.prompt in seen:
+            continue
+        seen.add(ex.prompt)
+        out.append(Example(f"{task.name}-train{seed}-{len(out)}", ex.prompt, ex.gold, ex.meta))
+    return out

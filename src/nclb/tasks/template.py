@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas
+from nclb.tasks.base import Canvas, Example, HasReference, Task
 
 
 class TemplateError(UserError):
@@ -53,3 +53,36 @@ def infilling_canvas(
     region = [model.mask_id] * reasoning + delim + answer
     start = reasoning + len(delim)
     return Canvas(prompt=list(prompt), region=region, answer=(start, start + answer_length))
+
+
+def gold_answer_text(task: Task, example: Example) -> str:
+    """The text of the gold answer block: the task's reference answer block if it has one
+    (gsm8k: `72}.`), else str(gold)."""
+    if isinstance(task, HasReference):
+        block = task.reference_output(example)[1]
+        if block is None:
+            raise UserError(
+                f"task={task.name} uses a plain template without an answer block; "
+                "set task.template=infilling"
+            )
+        return block
+    return str(example.gold)
+
+
+def fill_answer(canvas: Canvas, model: MaskedLM, text: str) -> list[int]:
+    """`canvas.region` with the answer block holding `text`, padded with the first eos id."""
+    if canvas.answer is None:
+        raise UserError(
+            "posterior sampling needs an answer block: use a task with the reasoning-as-infilling "
+            "template (arith, gsm8k, math)"
+        )
+    start, end = canvas.answer
+    ids = model.codec.encode(text)
+    if len(ids) > end - start:
+        raise UserError(
+            f"answer {text!r} is {len(ids)} tokens but the answer block holds {end - start}; "
+            "raise answer_length"
+        )
+    region = list(canvas.region)
+    region[start:end] = ids + [model.eos_ids[0]] * (end - start - len(ids))
+    return region
