@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 import torch
-import yaml
 
+from nclb.config.compose import compose
 from nclb.models.hf import FAMILIES, ModelLoadError, load_hf_model
 from nclb.models.standin import build_standin
 
@@ -54,7 +54,7 @@ def test_standin_loads_with_ids_from_the_checkpoint(folders, family):
 
 @pytest.mark.parametrize("family", ["llada", "dream"])
 def test_yaml_mask_id_is_a_fallback_the_checkpoint_wins(folders, family, caplog):
-    cfg = yaml.safe_load((ROOT / "configs" / "model" / f"{family}.yaml").read_text())
+    cfg = dict(compose("config", [f"model={family}", "task=gsm8k"])["model"])  # with common/
     assert cfg["family"] == family and cfg["mask_id"] in (126336, 151666)
     with caplog.at_level(logging.WARNING, logger="nclb.models.hf"):
         model = load_hf_model({**cfg, "path": str(folders[family]), "device": "cpu"})
