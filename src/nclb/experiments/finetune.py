@@ -251,9 +251,10 @@ def load_trainable(
     return lm, source
 
 
-def train_steps(lm: MaskedLM, items: list[TrainItem], cfg: dict[str, Any], out: Path) -> None:
+def train_steps(lm: MaskedLM, items: list[TrainItem], cfg: dict[str, Any], out: Path) -> int:
     """`optim.steps` optimizer steps on the response-only MDLM loss over shuffled epochs of
-    `items`, logging the mean loss every `log_every` steps to out/metrics.jsonl."""
+    `items`, logging the mean loss every `log_every` steps to out/metrics.jsonl; returns the
+    number of sequences trained on."""
     torch.manual_seed(int(cfg["seed"]))
     lm.model.train()
     optim = cfg["optim"]
@@ -285,6 +286,7 @@ def train_steps(lm: MaskedLM, items: list[TrainItem], cfg: dict[str, Any], out: 
                 log.flush()
                 print(json.dumps(entry))
     lm.model.eval()
+    return steps * size * accum
 
 
 def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
@@ -311,18 +313,14 @@ def finetune(cfg: dict[str, Any]) -> dict[str, Any]:
     if lora.get("enabled"):
         add_lora(lm, lora)
     start = time.time()
-    train_steps(lm, items, cfg, out)
+    sequences = train_steps(lm, items, cfg, out)
     if ev.get("n"):
         summary["eval"] = evaluate(task, lm, int(ev["n"]), block, gen_length, int(ev["batch_size"]))
     saved = save_model(lm, source, out, lora)
-    optim = cfg["optim"]
     summary |= {
         "checkpoint": str(saved),
         "examples": len(items),
-        "epochs": int(optim["steps"])
-        * int(optim["batch_size"])
-        * int(optim["grad_accum"])
-        / len(items),
+        "epochs": sequences / len(items),
         "seconds": time.time() - start,
         "git": git_revision(),
         "config": cfg,

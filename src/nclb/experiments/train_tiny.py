@@ -50,15 +50,8 @@ def training_view(model: NclbTinyForMaskedLM, tokenizer) -> HFMaskedLM:
 def layout_view(tokenizer) -> HFMaskedLM:
     """A weightless MaskedLM for laying out training batches (prompt ids, special ids) in batch
     worker processes: its one-layer model lives on the meta device and holds no memory."""
-    config = NclbTinyConfig(
-        vocab_size=len(tokenizer),
-        mask_token_id=tokenizer.mask_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        num_hidden_layers=1,
-    )
     with torch.device("meta"):
-        skeleton = NclbTinyForMaskedLM(config)
+        skeleton = _new_model(OmegaConf.create({"arch": {"num_hidden_layers": 1}}), tokenizer)
     return HFMaskedLM(skeleton, tokenizer, FAMILIES["tiny"], chat_template=False)
 
 

@@ -38,19 +38,6 @@ from nclb.tasks.scoring_pool import ScoringPool, scoring_workers
 from nclb.tasks.verdicts import verdict_summary
 
 
-def batches(items: list[tuple[Example, Canvas]], size: int, same_prompt_length: bool):
-    """Consecutive batches of at most `size`; grouped by prompt length when the model cannot pad."""
-    if not same_prompt_length:
-        for i in range(0, len(items), size):
-            yield items[i : i + size]
-        return
-    groups: dict[int, list[tuple[Example, Canvas]]] = {}
-    for item in items:
-        groups.setdefault(len(item[1].prompt), []).append(item)
-    for group in groups.values():
-        yield from batches(group, size, False)
-
-
 def decode(
     model: MaskedLM,
     canvases: list[Canvas],

@@ -76,7 +76,7 @@ def compare(panel: pd.DataFrame, anchor: str, reference: str) -> list[str]:
     if anchor not in set(val.setting) or anchor not in set(test.setting):
         raise UserError(f"the anchor {anchor!r} needs a validation and a test run in every panel")
     a_val = val[val.setting == anchor].iloc[0]
-    a_test = test[test.setting == anchor].iloc[0]
+    a_test = on_test(test, anchor)
     lines = [f"Anchor (test) {describe(a_test)}."]
     for series, rows in val.groupby("series", sort=False):
         if series == reference:
@@ -89,20 +89,20 @@ def compare(panel: pd.DataFrame, anchor: str, reference: str) -> list[str]:
             )
         else:
             chosen = reach.sort_values("mean_nfe").iloc[0]
-            pick = test[test.setting == chosen.setting].iloc[0]
+            pick = on_test(test, chosen.setting)
             ratio = a_test.mean_nfe / pick.mean_nfe
             noise = "inside the noise" if overlaps(pick, a_test) else "outside the noise"
             lines.append(
                 f"{series} at the anchor's accuracy (chosen on validation): {describe(pick)}; "
                 f"{ratio:.2f}x fewer NFE than the anchor, accuracy difference "
                 f"{pick.accuracy - a_test.accuracy:+.1f} points ({noise}). "
-                + against_front(chosen, val, test, reference)
+                + against_front(chosen, pick, val, test, reference)
             )
         cheap = rows[rows.mean_nfe <= a_val.mean_nfe]
         if cheap.empty:
             lines.append(f"{series}: no setting is as cheap as the anchor on validation.")
             continue
-        pick = test[test.setting == cheap.sort_values("accuracy").iloc[-1].setting].iloc[0]
+        pick = on_test(test, cheap.sort_values("accuracy").iloc[-1].setting)
         noise = "inside the noise" if overlaps(pick, a_test) else "outside the noise"
         lines.append(
             f"{series} at the anchor's NFE (chosen on validation): {describe(pick)}; "
@@ -111,14 +111,21 @@ def compare(panel: pd.DataFrame, anchor: str, reference: str) -> list[str]:
     return lines
 
 
-def against_front(chosen: pd.Series, val: pd.DataFrame, test: pd.DataFrame, reference: str) -> str:
-    """The chosen setting against the reference decoder's whole front, not only its anchor: the
-    cheapest reference setting whose validation accuracy reaches the chosen one's, read on test."""
+def on_test(test: pd.DataFrame, setting: str) -> pd.Series:
+    """The test-split row of a setting (chosen on validation)."""
+    return test[test.setting == setting].iloc[0]
+
+
+def against_front(
+    chosen: pd.Series, pick: pd.Series, val: pd.DataFrame, test: pd.DataFrame, reference: str
+) -> str:
+    """A setting (its validation row `chosen`, its test row `pick`) against the reference
+    decoder's whole front, not only its anchor: the cheapest reference setting whose validation
+    accuracy reaches the chosen one's, read on test."""
     ref = val[(val.series == reference) & (val.accuracy >= chosen.accuracy)]
     if ref.empty:
         return f"No {reference} setting is as accurate on validation: above {reference}'s front."
-    rival = test[test.setting == ref.sort_values("mean_nfe").iloc[0].setting].iloc[0]
-    pick = test[test.setting == chosen.setting].iloc[0]
+    rival = on_test(test, ref.sort_values("mean_nfe").iloc[0].setting)
     noise = "inside the noise" if overlaps(pick, rival) else "outside the noise"
     return (
         f"Against {reference}'s front, its cheapest setting as accurate on validation: "
