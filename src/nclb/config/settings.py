@@ -9,6 +9,7 @@ from typing import Any
 
 from nclb.errors import UserError
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
+from nclb.sampler.cache import CacheConfig
 from nclb.sampler.policy import config_params
 
 SHORTHANDS = {"lam": "lam", "k": "k"}
@@ -74,6 +75,16 @@ def first_set(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
+def cache_config(cfg: dict[str, Any] | None) -> CacheConfig:
+    """The `cache` group (mode, refresh) as a CacheConfig; a UserError for an unknown key."""
+    cfg = dict(cfg or {})
+    known = set(CacheConfig.__dataclass_fields__)
+    unknown = sorted(set(cfg) - known)
+    if unknown:
+        raise UserError(f"cache.{unknown[0]} is not a cache key; known: {sorted(known)}")
+    return CacheConfig(**cfg)
+
+
 def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str, Any]:
     """The decoder group's parameters with the top-level shorthands (lam, k) applied."""
     params = {key: val for key, val in cfg["decoder"].items() if key != "name"}
@@ -119,6 +130,7 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         gamma=number("gamma", cfg.get("gamma"), "an entropy in nats; null = off", allow_none=True),
         exit_stat=cfg.get("exit_stat", "mean"),
         stop_on_eos=flag("stop_on_eos", cfg.get("stop_on_eos", False)),
+        cache=cache_config(cfg.get("cache")),
     )
     if sampler.gamma is not None and not task.get("answer_length"):
         raise UserError(

@@ -12,6 +12,7 @@ Special ids are read from the checkpoint, first hit wins:
 
 from __future__ import annotations
 
+import importlib
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
@@ -23,6 +24,7 @@ import torch
 from safetensors import SafetensorError
 
 from nclb.errors import UserError
+from nclb.models.kvcache import CachedForward, KVCache, gather_columns
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +46,9 @@ class Family:
         "4d" (a bool [B, 1, N, N] mask plus position ids counted from the first real token).
     auto_class: the transformers auto class named in the checkpoint's `auto_map`.
     mask_token, eos_tokens: token strings looked up in the checkpoint's tokenizer.
+    query_positions: the model's own forward takes `query_positions` (logits at those columns).
+    forward: the module of nclb.models.forwards that builds the family's cached forward (None:
+        the family serves no key/value cache).
     """
 
     name: str
@@ -52,6 +57,8 @@ class Family:
     auto_class: str
     mask_token: str | None = None
     eos_tokens: tuple[str, ...] = ()
+    query_positions: bool = False
+    forward: str | None = None
 
     @property
     def supports_padding(self) -> bool:
@@ -60,7 +67,14 @@ class Family:
 
 
 FAMILIES = {
-    "tiny": Family("tiny", shifted=False, attention="2d", auto_class="AutoModelForMaskedLM"),
+    "tiny": Family(
+        "tiny",
+        shifted=False,
+        attention="2d",
+        auto_class="AutoModelForMaskedLM",
+        query_positions=True,
+        forward="tiny",
+    ),
     "llada": Family(
         "llada",
         shifted=False,
@@ -228,24 +242,56 @@ class HFMaskedLM:
         self.suppress_eos = suppress_eos
         self.supports_padding = family.supports_padding
         self._warned_padding = False
+        self._forward = _family_forward(family, self.model)
+        self.cached_forward = self._cached_logits if self._forward is not None else None
 
     @torch.no_grad()
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Float32 logits [B, N, V]; position i predicts token i for every family."""
-        out = self.training_logits(ids, attention_mask).float()
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Float32 logits [B, Q, V] at `columns` [B, Q] (every column when None); position i
+        predicts token i for every family."""
+        return self._suppressed(self.training_logits(ids, attention_mask, columns).float())
+
+    @torch.no_grad()
+    def _cached_logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        columns: torch.Tensor,
+        cache: KVCache | None,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """The family's CachedForward (nclb.models.kvcache), float32 and eos-suppressed."""
+        out, cache = self._forward(ids, attention_mask, columns, cache)
+        return self._suppressed(out.float()), cache
+
+    def _suppressed(self, logits: torch.Tensor) -> torch.Tensor:
+        """`logits` with every eos logit at -inf when suppress_eos is set (in place)."""
         if self.suppress_eos:
-            out[..., list(self.eos_ids)] = float("-inf")
-        return out
+            logits[..., list(self.eos_ids)] = float("-inf")
+        return logits
 
     def training_logits(
-        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Logits [B, N, V] in the model's dtype, with gradients when they are enabled (what a
-        trainer backpropagates through); position i predicts token i for every family."""
+        """Logits [B, Q, V] at `columns` (every column when None) in the model's dtype, with
+        gradients when they are enabled (what a trainer backpropagates through); position i
+        predicts token i for every family."""
         ids = ids.to(self.device)
         real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
-        out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
-        return shift_right(out) if self.family.shifted else out
+        kwargs = self._attention_kwargs(real)
+        if columns is not None and self.family.query_positions:
+            columns = columns.to(self.device)
+            return self.model(input_ids=ids, query_positions=columns, **kwargs).logits
+        out = self.model(input_ids=ids, **kwargs).logits
+        out = shift_right(out) if self.family.shifted else out
+        return out if columns is None else gather_columns(out, columns.to(self.device))
 
     def _attention_kwargs(self, real: torch.Tensor | None) -> dict[str, Any]:
         """The padding arguments this family's forward takes (none when nothing is padded)."""
@@ -289,6 +335,14 @@ class HFMaskedLM:
             "suppress_eos": self.suppress_eos,
             "supports_padding": self.supports_padding,
         }
+
+
+def _family_forward(family: Family, model) -> CachedForward | None:
+    """The family's cached forward over `model` (None where the family has none)."""
+    if family.forward is None:
+        return None
+    module = importlib.import_module(f"nclb.models.forwards.{family.forward}")
+    return module.build(model)
 
 
 def _chat_template_setting(setting: bool | str, tokenizer, family: Family) -> bool:

@@ -47,8 +47,6 @@ from nclb.tasks.base import Canvas
 
 KL_ORDERS = ("entropy", "left_to_right")
 KL_ESTIMATORS = ("rb", "sample")
-# decoders whose commit sets depend on the state's entropies only (besides ktoken and llada)
-STATE_ONLY_DECODERS = ("med", "ar_med", "eb")
 
 
 @dataclass
@@ -61,26 +59,6 @@ class KLOptions:
     kl_pair_max: int = 32
     kl_pair_mass: float = 0.9999
     kl_batch: int = 64
-
-
-def unsupported_decoder(decoder: Decoder) -> str | None:
-    """Why the estimators cannot score `decoder` (None when they can). They assume that each step
-    commits a set of positions chosen from the state alone, each drawn from its marginal and never
-    taken back; a choice by the sampled token's probability breaks the product of marginals."""
-    name = getattr(decoder, "name", type(decoder).__name__)
-    if name in STATE_ONLY_DECODERS:
-        return None
-    if name == "ktoken":
-        if getattr(decoder, "order", None) == "confidence":
-            return "decoder.order=confidence ranks positions by the sampled token's probability"
-        return None
-    if name == "threshold":
-        return "decoder=threshold commits by the sampled token's probability"
-    if name == "llada":
-        if getattr(decoder, "remasking", None) == "random":
-            return None
-        return "decoder.remasking=low_confidence ranks positions by the sampled token's probability"
-    return f"decoder={name} chooses (or takes back) positions by more than the state's entropies"
 
 
 def kl_options(
@@ -117,11 +95,11 @@ def kl_options(
             raise UserError("metrics.kl=true cannot score early-exit commits; set gamma=null")
         if sampler.stop_on_eos:
             raise UserError("metrics.kl=true cannot score eos filling; set stop_on_eos=false")
-        why = unsupported_decoder(decoder) if decoder is not None else None
+        why = decoder.kl_unsupported() if decoder is not None else None
         if why:
             raise UserError(
-                f"metrics.kl=true cannot score this decoder: {why}; use decoder=ktoken "
-                "(order=entropy, margin, random or left_to_right), med, ar_med or eb"
+                f"metrics.kl=true cannot score this decoder: {why}; use a decoder that "
+                "declares itself re-scorable (docs/kl.md lists them)"
             )
     return opts
 

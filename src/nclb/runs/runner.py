@@ -194,7 +194,7 @@ def open_run(s: RunSettings, shard: sharding.Shard | None) -> OpenRun:
     """Lock the run's folder (another process on it waits, then resumes) and read the records
     to resume from; records of a replaced checkpoint are set aside, and resume=false starts
     over."""
-    identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
     folder = run_dir(s.out_dir, identity)
     lock = RunLock(folder) if shard is None or shard.leader else None
     if s.resume and lock is not None:

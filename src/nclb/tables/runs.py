@@ -12,7 +12,7 @@ checkpoint) or lacking a metric the table needs is redone from scratch (resume=f
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -56,7 +56,7 @@ def plan(
         check_groups(overrides)
         cfg = compose("config", overrides)
         s = resolve(cfg)
-        identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+        identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
         folder = run_dir(s.out_dir, identity)
         planned.append(PlannedRun(row, cfg, folder, identity, s.limit, tuple(required)))
     return planned

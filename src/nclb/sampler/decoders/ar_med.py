@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from nclb.registry import register
-from nclb.sampler.policy import StepView, check_budget, within_budget
+from nclb.sampler.policy import Decoder, StepView, check_budget, within_budget
 
 
 @register("decoder", "ar_med")
 @dataclass
-class ARMED:
+class ARMED(Decoder):
     """AR-MED: commit the leftmost masked position of the block, then extend to the following
     masked positions, left to right, while they pass the same entropy test as MED (stopping at
     the first that fails)."""
@@ -24,6 +24,10 @@ class ARMED:
     def validate(self) -> None:
         """Raise UserError naming the key when lam or rule is out of range."""
         check_budget(self.lam, self.rule)
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """Left-to-right commit run within the entropy budget."""

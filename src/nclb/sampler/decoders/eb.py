@@ -13,12 +13,12 @@ import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView
+from nclb.sampler.policy import Decoder, StepView
 
 
 @register("decoder", "eb")
 @dataclass
-class EB:
+class EB(Decoder):
     """Entropy order; add positions while sum(entropy) - max(entropy) <= lam (>= 1 per step)."""
 
     lam: float = 0.2
@@ -28,6 +28,10 @@ class EB:
         """Raise UserError naming the key when `lam` is out of range."""
         if not (isinstance(self.lam, int | float) and 0 <= self.lam < float("inf")):
             raise UserError(f"lam={self.lam!r} must be a finite number >= 0 (an entropy in nats)")
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """The entropy-ordered prefix within the budget."""

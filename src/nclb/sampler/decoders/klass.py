@@ -17,12 +17,12 @@ import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView, first_always, order_score
+from nclb.sampler.policy import Decoder, StepView, first_always, order_score
 
 
 @register("decoder", "klass")
 @dataclass
-class KLASS:
+class KLASS(Decoder):
     """Stable (KL to the previous pass < kl) and confident (top p > tau) candidates, >= 1 a step."""
 
     kl: float = 0.01

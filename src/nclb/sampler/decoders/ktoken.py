@@ -8,12 +8,12 @@ import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import ORDERS, StepView, order_score, top_k_mask
+from nclb.sampler.policy import ORDERS, Decoder, StepView, order_score, top_k_mask
 
 
 @register("decoder", "ktoken")
 @dataclass
-class KToken:
+class KToken(Decoder):
     """Commit the k best positions of the active block per step, ranked by `order`."""
 
     k: int = 1
@@ -26,6 +26,12 @@ class KToken:
             raise UserError(f"k={self.k!r} must be an integer >= 1")
         if self.order not in ORDERS:
             raise UserError(f"decoder.order={self.order!r} must be one of {list(ORDERS)}")
+
+    def kl_unsupported(self) -> str | None:
+        """Re-scorable unless positions are ranked by the sampled token's probability."""
+        if self.order == "confidence":
+            return "decoder.order=confidence ranks positions by the sampled token's probability"
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """The k best candidates per row."""

@@ -9,7 +9,7 @@ import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView, order_score, top_k_mask
+from nclb.sampler.policy import Decoder, StepView, order_score, top_k_mask
 
 
 def llada_schedule(masked: torch.Tensor, steps: int) -> torch.Tensor:
@@ -23,7 +23,7 @@ def llada_schedule(masked: torch.Tensor, steps: int) -> torch.Tensor:
 
 @register("decoder", "llada")
 @dataclass
-class LLaDA:
+class LLaDA(Decoder):
     """LLaDA's reference scheme: `steps_per_block` steps per block, each committing the number
     of tokens given by `llada_schedule`, chosen by low_confidence (p of the chosen token) or
     random remasking. The loop moves to the next block once a block is full, so passes that
@@ -61,6 +61,12 @@ class LLaDA:
             raise UserError(
                 f"decoder.remasking={self.remasking!r} must be 'low_confidence' or 'random'"
             )
+
+    def kl_unsupported(self) -> str | None:
+        """Re-scorable with random remasking only."""
+        if self.remasking == "random":
+            return None
+        return "decoder.remasking=low_confidence ranks positions by the sampled token's probability"
 
     def select(self, view: StepView) -> torch.Tensor:
         """The scheduled number of lowest-remasking-score candidates."""

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 import torch
 
 from nclb.registry import register
-from nclb.sampler.policy import StepView, check_budget, within_budget
+from nclb.sampler.policy import Decoder, StepView, check_budget, within_budget
 
 
 @register("decoder", "med")
 @dataclass
-class MED:
+class MED(Decoder):
     """Multi-token entropy decoding: the lowest-entropy position, plus others under `lam`.
 
     rule=per_position adds every candidate with entropy < lam; rule=cumulative adds candidates
@@ -26,6 +26,10 @@ class MED:
     def validate(self) -> None:
         """Raise UserError naming the key when lam or rule is out of range."""
         check_budget(self.lam, self.rule)
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """Entropy-ordered commit set within the entropy budget."""

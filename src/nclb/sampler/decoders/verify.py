@@ -16,24 +16,26 @@ oracle gives the true leave-one-out conditional.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
 from nclb.sampler.decoders.med import MED
-from nclb.sampler.policy import StepView
+from nclb.sampler.policy import Decoder, StepView
 
 
 @register("decoder", "verify")
 @dataclass
-class Verify:
+class Verify(Decoder):
     """Wide MED-style commits (entropy < lam); revoke last step's commits that fail `keep`."""
 
     lam: float = 1.0
     keep: float = 0.5
     max_revocations: int = 1
     name: str = "verify"
+    revokes: ClassVar[bool] = True
 
     def validate(self) -> None:
         """Raise UserError naming the key when a threshold is out of range."""
