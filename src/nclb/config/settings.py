@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.models.families import serves_cache
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
 from nclb.sampler.cache import CacheConfig
 from nclb.sampler.policy import config_params
@@ -132,6 +133,11 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         stop_on_eos=flag("stop_on_eos", cfg.get("stop_on_eos", False)),
         cache=cache_config(cfg.get("cache")),
     )
+    if sampler.cache.mode != "none" and serves_cache(cfg["model"]) is False:
+        raise UserError(
+            f"cache={sampler.cache.mode} needs a model with a key/value cache forward, and "
+            f"model={cfg['model'].get('name')} has none; set cache=none"
+        )
     if sampler.gamma is not None and not task.get("answer_length"):
         raise UserError(
             f"gamma={sampler.gamma} needs an answer block, and task={task['name']} has none; "

@@ -112,6 +112,8 @@ def make_record(
         "gold": ex.gold if isinstance(ex.gold, str | int | float | bool | None) else str(ex.gold),
         "correct": bool(score.correct),
         "nfe": gen.nfe,
+        "computed": gen.computed,
+        "refreshes": gen.refreshes,
         "gen_tokens": committed,
         "seconds": seconds,
         "exit_step": gen.exit_step,
@@ -125,6 +127,13 @@ def make_record(
     return record
 
 
+def mean_of(records: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of `key` over the records that log it (None when none does: records written
+    before the key existed)."""
+    values = [r[key] for r in records if key in r]
+    return sum(values) / len(values) if values else None
+
+
 def summarize(
     records: list[dict[str, Any]], new: int, wall: float, cfg: dict[str, Any], folder: Path
 ) -> dict:
@@ -136,6 +145,8 @@ def summarize(
         "n": n,
         "accuracy": sum(r["correct"] for r in records) / n if n else None,
         "mean_nfe": nfe / n if n else None,
+        "mean_computed": mean_of(records, "computed"),
+        "mean_refreshes": mean_of(records, "refreshes"),
         "mean_gen_tokens": sum(r["gen_tokens"] for r in records) / n if n else None,
         "tokens_per_nfe": sum(r["gen_tokens"] for r in records) / nfe if nfe else None,
         "exit_rate": sum(r["exit_step"] is not None for r in records) / n if n else None,
