@@ -338,6 +338,10 @@ def test_no_cached_forward_without_one_or_for_an_unsupported_checkpoint(tmp_path
     assert odd.cached_forward is None and "rope_scaling" in odd.no_cache_reason
     lm.model.config.rope_scaling = None
     assert lm.cached_forward is not None and lm.no_cache_reason is None
+    llada = tied_biased_llada()
+    llada.model.config.block_type = "sequential"
+    odd = HFMaskedLM(llada.model, llada.tokenizer, FAMILIES["llada"])
+    assert odd.cached_forward is None and "block_type='sequential'" in odd.no_cache_reason
 
     class Wrapped(nn.Module):  # adapters wrap the model: its parameters get other names
         def __init__(self, inner):
