@@ -12,7 +12,6 @@ Special ids are read from the checkpoint, first hit wins:
 
 from __future__ import annotations
 
-import importlib
 import logging
 import warnings
 from collections.abc import Iterable, Mapping
@@ -25,6 +24,7 @@ from safetensors import SafetensorError
 
 from nclb.errors import UserError
 from nclb.models.kvcache import CachedForward, KVCache, gather_columns
+from nclb.models.padding import padded_positions, pairwise_mask
 
 log = logging.getLogger(__name__)
 
@@ -46,9 +46,13 @@ class Family:
         "4d" (a bool [B, 1, N, N] mask plus position ids counted from the first real token).
     auto_class: the transformers auto class named in the checkpoint's `auto_map`.
     mask_token, eos_tokens: token strings looked up in the checkpoint's tokenizer.
-    query_positions: the model's own forward takes `query_positions` (logits at those columns).
-    forward: the module of nclb.models.forwards that builds the family's cached forward (None:
-        the family serves no key/value cache).
+    separable_head: the released code exposes its base model (`get_decoder()`, returning
+        `last_hidden_state`) apart from its LM head (`get_output_embeddings()`), so logits are
+        computed at the asked columns only; else the whole forward runs and they are picked.
+    query_positions: the model's own forward takes `query_positions` and computes its head at
+        those columns only (the tiny model).
+    forward: the name of the family's own key/value-cache forward in nclb.models.forwards
+        (BUILDERS), or None where it has none (then only cache=none runs on it).
     """
 
     name: str
@@ -57,6 +61,7 @@ class Family:
     auto_class: str
     mask_token: str | None = None
     eos_tokens: tuple[str, ...] = ()
+    separable_head: bool = False
     query_positions: bool = False
     forward: str | None = None
 
@@ -82,6 +87,7 @@ FAMILIES = {
         auto_class="AutoModel",
         mask_token="<|mdm_mask|>",
         eos_tokens=("<|endoftext|>", "<|eot_id|>"),
+        forward="llada",
     ),
     "dream": Family(
         "dream",
@@ -90,6 +96,8 @@ FAMILIES = {
         auto_class="AutoModel",
         mask_token="<|mask|>",
         eos_tokens=("<|endoftext|>", "<|im_end|>"),
+        separable_head=True,
+        forward="dream",
     ),
 }
 
@@ -126,22 +134,6 @@ class HFCodec:
 def shift_right(logits: torch.Tensor) -> torch.Tensor:
     """Align next-token logits so that position i predicts token i (position 0 copies itself)."""
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-
-
-def pairwise_mask(real: torch.Tensor) -> torch.Tensor:
-    """Bool [B, 1, N, N] from a padding mask [B, N]: every row attends to the real tokens only.
-
-    Padded rows also attend to themselves, so no row is fully masked (which would give NaN in
-    some attention kernels); real rows never see padding either way.
-    """
-    n = real.shape[1]
-    eye = torch.eye(n, dtype=torch.bool, device=real.device)
-    return (real[:, None, None, :] | eye).expand(-1, 1, n, n)
-
-
-def padded_positions(real: torch.Tensor) -> torch.Tensor:
-    """Position ids [B, N] that start at 0 on each row's first real token (0 on padding)."""
-    return (real.long().cumsum(-1) - 1).clamp(min=0)
 
 
 @dataclass(frozen=True)
@@ -205,12 +197,40 @@ def resolve_special_ids(
     return SpecialIds(mask_id=mask, pad_id=pad, eos_ids=tuple(eos))
 
 
+class ServedForward:
+    """A family's CachedForward as HFMaskedLM serves it: inputs moved to the model's device,
+    no gradients, logits finished as `HFMaskedLM.logits` finishes them."""
+
+    def __init__(self, forward: CachedForward, lm: HFMaskedLM) -> None:
+        self.forward = forward
+        self.lm = lm
+
+    def __call__(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        columns: torch.Tensor,
+        cache: KVCache | None,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """Logits [B, Q, V] at `columns` and the cache (nclb.models.kvcache.CachedForward)."""
+        device = self.lm.device
+        with torch.no_grad():
+            logits, kept = self.forward(
+                ids.to(device), attention_mask.to(device, torch.bool), columns.to(device), cache
+            )
+        return self.lm.finish(logits), kept
+
+
 class HFMaskedLM:
     """A transformers model and tokenizer as a MaskedLM (position i predicts token i).
 
     supports_padding: False for LLaDA, whose released code ignores the attention mask; a runner
     should then batch prompts of equal length (left padding is allowed but changes the logits).
     suppress_eos: set every eos logit to -inf, so the sampler never commits one (LLaDA EVAL.md).
+    cached_forward: the family's own forward over a key/value cache (Family.forward) on this
+    model's weights, serving logits as `logits` does; None where the family has none or cannot
+    serve this checkpoint (`no_cache_reason` says why). Rebuilt when `model` is replaced (e.g.
+    wrapped with adapters).
     """
 
     def __init__(
@@ -242,8 +262,36 @@ class HFMaskedLM:
         self.suppress_eos = suppress_eos
         self.supports_padding = family.supports_padding
         self._warned_padding = False
-        self._forward = _family_forward(family, self.model)
-        self.cached_forward = self._cached_logits if self._forward is not None else None
+        self._served: tuple[Any, CachedForward | None, str | None] = (None, None, None)
+
+    @property
+    def cached_forward(self) -> CachedForward | None:
+        """The family's key/value-cache forward on this model, or None (see the class doc)."""
+        return self._serve()[0]
+
+    @property
+    def no_cache_reason(self) -> str | None:
+        """Why `cached_forward` is None (None when there is one)."""
+        return self._serve()[1]
+
+    def _serve(self) -> tuple[CachedForward | None, str | None]:
+        """The cached forward of the current `model` and why there is none, built once per
+        model object."""
+        built_for, forward, reason = self._served
+        if built_for is not self.model:
+            forward, reason = self._build_forward()
+            self._served = (self.model, forward, reason)
+        return forward, reason
+
+    def _build_forward(self) -> tuple[CachedForward | None, str | None]:
+        if self.family.forward is None:
+            return None, f"model.family={self.family.name} has no key/value-cache forward"
+        from nclb.models.forwards import UnsupportedCheckpoint, build_forward
+
+        try:
+            return ServedForward(build_forward(self.family.forward, self.model), self), None
+        except UnsupportedCheckpoint as err:
+            return None, str(err)
 
     @torch.no_grad()
     def logits(
@@ -253,45 +301,48 @@ class HFMaskedLM:
         columns: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Float32 logits [B, Q, V] at `columns` [B, Q] (every column when None); position i
-        predicts token i for every family."""
-        return self._suppressed(self.training_logits(ids, attention_mask, columns).float())
+        predicts token i for every family. Where the family's head is separable it runs at
+        the asked columns only."""
+        ids = ids.to(self.device)
+        columns = None if columns is None else columns.to(self.device)
+        if self.family.separable_head:
+            return self.finish(self._head_logits(ids, attention_mask, columns))
+        if self.family.query_positions and columns is not None:
+            real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+            kwargs = self._attention_kwargs(real)
+            return self.finish(self.model(input_ids=ids, query_positions=columns, **kwargs).logits)
+        out = self.training_logits(ids, attention_mask)
+        return self.finish(out if columns is None else gather_columns(out, columns))
 
-    @torch.no_grad()
-    def _cached_logits(
-        self,
-        ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        columns: torch.Tensor,
-        cache: KVCache | None,
-    ) -> tuple[torch.Tensor, KVCache | None]:
-        """The family's CachedForward (nclb.models.kvcache), float32 and eos-suppressed."""
-        out, cache = self._forward(ids, attention_mask, columns, cache)
-        return self._suppressed(out.float()), cache
-
-    def _suppressed(self, logits: torch.Tensor) -> torch.Tensor:
-        """`logits` with every eos logit at -inf when suppress_eos is set (in place)."""
+    def finish(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits as the sampler gets them: float32, every eos at -inf when suppress_eos."""
+        out = logits.float()
         if self.suppress_eos:
-            logits[..., list(self.eos_ids)] = float("-inf")
-        return logits
+            out[..., list(self.eos_ids)] = float("-inf")
+        return out
 
     def training_logits(
-        self,
-        ids: torch.Tensor,
-        attention_mask: torch.Tensor | None = None,
-        columns: torch.Tensor | None = None,
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None
     ) -> torch.Tensor:
-        """Logits [B, Q, V] at `columns` (every column when None) in the model's dtype, with
-        gradients when they are enabled (what a trainer backpropagates through); position i
-        predicts token i for every family."""
+        """Logits [B, N, V] in the model's dtype, with gradients when they are enabled (what a
+        trainer backpropagates through); position i predicts token i for every family."""
         ids = ids.to(self.device)
         real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
-        kwargs = self._attention_kwargs(real)
-        if columns is not None and self.family.query_positions:
-            columns = columns.to(self.device)
-            return self.model(input_ids=ids, query_positions=columns, **kwargs).logits
-        out = self.model(input_ids=ids, **kwargs).logits
-        out = shift_right(out) if self.family.shifted else out
-        return out if columns is None else gather_columns(out, columns.to(self.device))
+        out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
+        return shift_right(out) if self.family.shifted else out
+
+    def _head_logits(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, columns: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The released base model over every column, its LM head at `columns` only (for a
+        shifted family the head reads the hidden state before each column; column 0 its own)."""
+        real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+        body = self.model.get_decoder()
+        hidden = body(input_ids=ids, **self._attention_kwargs(real)).last_hidden_state
+        if columns is None:
+            columns = torch.arange(ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
+        reads = (columns - 1).clamp(min=0) if self.family.shifted else columns
+        return self.model.get_output_embeddings()(gather_columns(hidden, reads))
 
     def _attention_kwargs(self, real: torch.Tensor | None) -> dict[str, Any]:
         """The padding arguments this family's forward takes (none when nothing is padded)."""
@@ -335,14 +386,6 @@ class HFMaskedLM:
             "suppress_eos": self.suppress_eos,
             "supports_padding": self.supports_padding,
         }
-
-
-def _family_forward(family: Family, model) -> CachedForward | None:
-    """The family's cached forward over `model` (None where the family has none)."""
-    if family.forward is None:
-        return None
-    module = importlib.import_module(f"nclb.models.forwards.{family.forward}")
-    return module.build(model)
 
 
 def _chat_template_setting(setting: bool | str, tokenizer, family: Family) -> bool:

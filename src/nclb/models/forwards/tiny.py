@@ -8,7 +8,7 @@ import torch
 from nclb.models.kvcache import CachedForward, KVCache
 
 
-def build(model: torch.nn.Module) -> CachedForward:
+def tiny_forward(model: torch.nn.Module) -> CachedForward:
     """A CachedForward over a loaded NclbTinyForMaskedLM."""
 
     def forward(
