@@ -5,8 +5,6 @@ Named `mathtask` so that it never shadows the standard library's `math`.
 
 from __future__ import annotations
 
-import re
-import threading
 from typing import Any
 
 from nclb.errors import UserError
@@ -15,6 +13,7 @@ from nclb.registry import register
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
+from nclb.tasks.math_compare import math_equal
 from nclb.tasks.template import infilling_canvas, plain_canvas
 
 DELIMITER = "The answer is \\boxed{"
@@ -34,46 +33,6 @@ _CONFIG_KEYS = (
     "extract",
     "stop",
 )
-_TEXT = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
-_DROP = (
-    "\\left",
-    "\\right",
-    "\\!",
-    "\\,",
-    "\\;",
-    "\\:",
-    "$",
-    " ",
-    "^\\circ",
-    "^{\\circ}",
-    "\\%",
-    "%",
-)
-
-
-def normalize(answer: str) -> str:
-    """A light canonical form for string comparison (spacing, \\left/\\right, \\dfrac, \\text,
-    degree and percent signs)."""
-    s = _TEXT.sub(r"\1", answer)
-    for token in _DROP:
-        s = s.replace(token, "")
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return s.rstrip(".")
-
-
-def math_equal(prediction: str, gold: str) -> bool:
-    """Equal after `normalize`, or equivalent for math-verify (timeouts only in the main thread)."""
-    if normalize(prediction) == normalize(gold):
-        return True
-    from math_verify import parse, verify
-
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    try:
-        gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
-        pred_parsed = parse(f"\\boxed{{{prediction}}}", parsing_timeout=timeout)
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-    except Exception:  # math-verify raises on odd LaTeX and timeouts; that counts as no match
-        return False
 
 
 @register("task", "math")

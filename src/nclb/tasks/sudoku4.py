@@ -71,16 +71,19 @@ def cell_accuracy(grid: str, puzzle: str, solution: str) -> float:
 
 
 def extract_grid(text: str, source: str) -> str:
-    """The first 16 digits of the answer part of `text` ("" if there are none).
+    """All the digits of the answer part of `text`, in order ("" if there are none).
 
-    d1: the `<answer>` part if there is one, else all of `text`; dream: `text` up to the first
-    blank line (Dream's rule).
+    d1: the last `<answer>` part if there is one, else `text` up to `</answer>` (an answer
+    block, which continues `<answer>`); dream: `text` up to the first blank line (Dream's rule).
+    Nothing is cut to 16: an answer with more or fewer digits than the grid is no solution.
     """
     if source == "dream":
         text = text.strip("\n ").split("\n\n")[0]
     elif found := _ANSWER.findall(text):
         text = found[-1]
-    return "".join(re.findall(r"\d", text))[:16]
+    else:
+        text = text.split("</answer>")[0]
+    return "".join(re.findall(r"\d", text))
 
 
 @register("task", "sudoku")

@@ -39,8 +39,9 @@ class EB(Decoder):
         order = ent.argsort(dim=1, stable=True)
         ranked = ent.gather(1, order)
         # In ascending order the max of a prefix is its last entry, so sum - max of the prefix
-        # ending at position m is the sum of the entropies before m.
-        before = ranked.cumsum(dim=1) - ranked
+        # ending at position m is the sum of the entropies before m: an exclusive running sum
+        # (never a difference, which cancels: 1.3e-9 + 0.381 - 0.381 is 0 in float32).
+        before = torch.zeros_like(ranked)
+        before[:, 1:] = ranked[:, :-1].cumsum(dim=1)
         ok = (before <= self.lam) & torch.isfinite(ranked)
-        ok[:, 0] = torch.isfinite(ranked[:, 0])
         return torch.zeros_like(ok).scatter(1, order, ok) & view.candidates
