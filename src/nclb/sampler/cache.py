@@ -26,10 +26,13 @@ MODES = ("none", "prefix", "dual")
 
 @dataclass(frozen=True)
 class CacheConfig:
-    """The `cache` run key: mode and refresh policy (see the module docstring)."""
+    """The `cache` run key: mode and refresh policy (see the module docstring). audit: every
+    cached pass is also made as a full pass (not counted, not used), and the KL between the two
+    distributions at the positions it commits is logged (what the cache costs)."""
 
     mode: str = "none"
     refresh: str | int = "block"
+    audit: bool = False
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -41,6 +44,8 @@ class CacheConfig:
             raise UserError(
                 f"cache.refresh={every!r} must be block or an integer >= 1 (passes between refreshes)"
             )
+        if not isinstance(self.audit, bool):
+            raise UserError(f"cache.audit={self.audit!r} must be true or false")
 
 
 @dataclass

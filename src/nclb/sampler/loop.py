@@ -92,7 +92,9 @@ class StepRecord:
 class Generation:
     """The outcome for one canvas; `seconds`: wall time from entering the batch to finishing;
     `computed`: the positions (prompt included) its forward passes computed, summed over them;
-    `refreshes`: how many of its passes were full passes that refreshed its key/value cache."""
+    `refreshes`: how many of its passes were full passes that refreshed its key/value cache;
+    `cache_kl`: with cache.audit, the mean KL(full pass || cached pass) at the positions its
+    cached passes committed (None: not audited, or no commit from a cached pass)."""
 
     region: list[int]
     nfe: int = 0
@@ -101,6 +103,7 @@ class Generation:
     seconds: float = 0.0
     computed: int = 0
     refreshes: int = 0
+    cache_kl: float | None = None
 
 
 def left_pad(canvases: list[Canvas], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
@@ -183,7 +186,8 @@ class Rows:
     pass's log-probabilities; [R, 0, 0] when unused) and has_previous [R].
     With a key/value cache: cache (the model's per-row state, None until the first refresh),
     refreshed_block, refreshed_nfe [R] (the active block and pass number at the row's last
-    refresh, -1: never). computed, refreshes [R]: positions computed and full passes so far.
+    refresh, -1: never). computed, refreshes [R]: positions computed and full passes so far;
+    audit_kl, audit_n [R]: with cache.audit, the summed KL at cached commits and their count.
     """
 
     ids: torch.Tensor
@@ -208,6 +212,8 @@ class Rows:
     refreshed_nfe: torch.Tensor
     computed: torch.Tensor
     refreshes: torch.Tensor
+    audit_kl: torch.Tensor
+    audit_n: torch.Tensor
     index: list[int]
     prompt_lengths: list[int]
     started: list[float]
@@ -255,6 +261,8 @@ class Rows:
             refreshed_nfe=filled(-1, torch.long),
             computed=filled(0, torch.long),
             refreshes=filled(0, torch.long),
+            audit_kl=filled(0.0, torch.float64),
+            audit_n=filled(0, torch.long),
             index=list(index),
             prompt_lengths=[len(c.prompt) for c in canvases],
             started=[time.perf_counter()] * n,
@@ -391,6 +399,7 @@ class Decoding:
         self.max_revocations = decoder.max_revocations
         self.vocab = model.vocab_size if decoder.needs_previous else 0
         self.cached = cfg.cache.mode != "none"
+        self.audit: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.cached and model.cached_forward is None:
             raise UserError(
                 f"cache={cfg.cache.mode} needs a model with a key/value cache forward, and this "
@@ -476,6 +485,10 @@ class Decoding:
             exiting = torch.zeros_like(stalled)
         revoked &= ~exiting.unsqueeze(1)  # an exiting row keeps what it has
         self.record(commit, tokens, s, revoked)
+        if self.audit is not None:
+            kl, audited = self.audit
+            r.audit_kl = r.audit_kl + (kl * (commit & audited)).sum(1).double()
+            r.audit_n = r.audit_n + (commit & audited).sum(1)
         region = torch.where(commit, tokens, region.masked_fill(revoked, mask_id))
         if cfg.stop_on_eos and self.model.eos_ids:
             still = region == mask_id
@@ -535,6 +548,10 @@ class Decoding:
         logits = None
         if self.revoking or self.vocab:
             logits = torch.zeros(len(r), g, self.model.vocab_size, device=self.device)
+        self.audit = None
+        if self.cfg.cache.audit:
+            zeros = torch.zeros(len(r), g, device=self.device)
+            self.audit = (zeros, zeros.bool())
         for refresh in (True, False):
             rows = (plan.refresh == refresh).nonzero().squeeze(1)
             if len(rows) == 0:
@@ -550,6 +567,8 @@ class Decoding:
             )
             if logits is not None:
                 logits[rows.unsqueeze(1), cols] = part
+            if self.audit is not None and not refresh:
+                self.audit_pass(rows, cols, part)
             if refresh:
                 r.cache = fresh.blank(len(r)) if r.cache is None else r.cache
                 r.cache.write(rows, fresh)
@@ -559,6 +578,20 @@ class Decoding:
         r.refreshed_block = torch.where(plan.refresh, r.block_index, r.refreshed_block)
         r.refreshed_nfe = torch.where(plan.refresh, r.nfe, r.refreshed_nfe)
         return stats, logits
+
+    def audit_pass(self, rows: torch.Tensor, cols: torch.Tensor, cached: torch.Tensor) -> None:
+        """cache.audit: the same rows' full pass at `cols`; KL(full || cached) per position into
+        `self.audit` (not counted as a pass, not used for decoding)."""
+        r = self.rows
+        full = self.model.logits(
+            r.ids.index_select(0, rows), r.attn.index_select(0, rows), r.width + cols
+        )
+        logp_full = torch.log_softmax(full.float(), -1)
+        logp_cached = torch.log_softmax(cached.float(), -1)
+        kl = (logp_full.exp() * (logp_full - logp_cached)).sum(-1).clamp(min=0)
+        where = (rows.unsqueeze(1), cols)
+        self.audit[0][where] = kl
+        self.audit[1][where] = True
 
     def look_back(
         self,
@@ -606,12 +639,17 @@ class Decoding:
         parts = [r.ids[:, r.width :], r.commit_step, r.commit_token]
         parts += [r.commit_logprob, r.commit_entropy, r.nfe.unsqueeze(1), r.exit_step.unsqueeze(1)]
         parts += [r.revoke_step, r.computed.unsqueeze(1), r.refreshes.unsqueeze(1)]
+        parts += [r.audit_kl.unsqueeze(1), r.audit_n.unsqueeze(1)]
         host = torch.cat([p.index_select(0, pick).double() for p in parts], dim=1).tolist()
         now = time.perf_counter()
         for j, row in zip(done, host):
             region, steps, nfe, exit_step = trajectory(row, g)
             computed, refreshes = int(row[6 * g + 2]), int(row[6 * g + 3])
-            gen = Generation(region, nfe, steps, exit_step, now - r.started[j], computed, refreshes)
+            audited = int(row[6 * g + 5])
+            cache_kl = row[6 * g + 4] / audited if audited else None
+            gen = Generation(
+                region, nfe, steps, exit_step, now - r.started[j], computed, refreshes, cache_kl
+            )
             self.finish(r.index[j], gen)
         gone = set(done)
         left = [j for j in range(len(r)) if j not in gone]
