@@ -19,6 +19,7 @@ from nclb.runs import sharding
 from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.runlog import (
     RECORDS,
+    RUN_RECORD,
     SUMMARY,
     RecordWriter,
     RunLock,
@@ -183,34 +184,60 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     s = resolve(cfg)
     kl_opts = kl_options(cfg.get("metrics"), s.sampler, s.decoder)
     task = build_task(s.task)
-    examples = task.examples(s.limit)
+    every = task.examples()  # the ids a record of this run may have, beyond `limit` too
+    examples = every[: s.limit]
     shard = sharding.join()  # None unless started by torchrun with several processes
     if shard is not None:
         s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
     model = build_model(s.model, task, examples, s.gen_length)
-    opened = open_run(s, shard)
-    finished = {r["id"] for r in opened.done}
-    todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
-    if shard is not None:
-        todo = shard.split(todo)
-    start = time.perf_counter()
-    new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
-    if shard is not None:
-        merged = shard.merge(opened.folder, [ex.id for ex in examples])
-        if merged is None:
-            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
-        new = merged
-    return finalize(cfg, s, task, model, opened, new, time.perf_counter() - start, shard)
+    opened = open_run(s, shard, {ex.id for ex in every})
+    try:
+        finished = {r["id"] for r in opened.done}
+        todo = [
+            (ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished
+        ]
+        if shard is not None:
+            todo = shard.split(todo)
+        start = time.perf_counter()
+        new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
+        if shard is not None:
+            merged = shard.merge(opened.folder, [ex.id for ex in examples])
+            if merged is None:
+                return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
+            new = merged
+        return finalize(cfg, s, task, model, opened, new, time.perf_counter() - start, shard)
+    finally:  # also when the run is rejected or stopped: no lock file outlives it
+        if opened.lock is not None:
+            opened.lock.release()
 
 
-def open_run(s: RunSettings, shard: sharding.Shard | None) -> OpenRun:
+def open_run(s: RunSettings, shard: sharding.Shard | None, known: set[str]) -> OpenRun:
     """Lock the run's folder (another process on it waits, then resumes) and read the records
-    to resume from; records of a replaced checkpoint are set aside, and resume=false starts
-    over."""
+    to resume from (the lock is released again when that fails)."""
     identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
     folder = run_dir(s.out_dir, identity)
     lock = RunLock(folder) if shard is None or shard.leader else None
-    if s.resume and lock is not None:
+    try:
+        done = logged_records(s, shard, folder, identity, lock is not None, known)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return OpenRun(folder, identity, lock, done)
+
+
+def logged_records(
+    s: RunSettings,
+    shard: sharding.Shard | None,
+    folder: Path,
+    identity: dict[str, Any],
+    leads: bool,
+    known: set[str],
+) -> list[dict[str, Any]]:
+    """The records to resume from: lines that are not complete records of examples with ids
+    in `known` are set aside, so are the records of a replaced checkpoint (by the process that
+    `leads`: holds the lock), and resume=false starts over."""
+    if s.resume and leads:
         stale = set_aside_stale_records(folder, identity)
         if stale is not None:
             print(
@@ -220,10 +247,10 @@ def open_run(s: RunSettings, shard: sharding.Shard | None) -> OpenRun:
             )
     if shard is not None:
         shard.prepare(folder, s.resume)
-    done = read_records(folder / RECORDS) if s.resume else []
+    done = read_records(folder / RECORDS, schema=RUN_RECORD, known=known) if s.resume else []
     if not s.resume and (folder / RECORDS).exists():
         (folder / RECORDS).unlink()
-    return OpenRun(folder, identity, lock, done)
+    return done
 
 
 def decode_and_log(
@@ -241,7 +268,8 @@ def decode_and_log(
     # the order, a resume or the shard), so sampled outputs are reproducible.
     streams = [stream_id(s.seed, ex.id) for ex, _ in todo]
     folder, done = opened.folder, opened.done
-    writer = RecordWriter(shard.records_path(folder) if shard is not None else folder / RECORDS)
+    path = shard.records_path(folder) if shard is not None else folder / RECORDS
+    writer = RecordWriter(path, RUN_RECORD)
     new: list[dict[str, Any]] = []
     correct = sum(r["correct"] for r in done)
     try:
@@ -312,8 +340,8 @@ def finalize(
     seconds: float,
     shard: sharding.Shard | None,
 ) -> dict[str, Any]:
-    """Write summary.json over every record in the folder (not this invocation's `limit`),
-    release the folder's lock and print the one-line result."""
+    """Write summary.json over every record in the folder (not this invocation's `limit`) and
+    print the one-line result."""
     records = opened.done + new
     summary = summarize(records, len(new), seconds, cfg, opened.folder)
     summary["label"] = describe(s)
@@ -326,8 +354,6 @@ def finalize(
     if shard is not None:
         summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
     write_json_atomic(opened.folder / SUMMARY, summary)
-    if opened.lock is not None:
-        opened.lock.release()
     acc = summary["accuracy"]
     print(
         f"{s.model['name']} | {task.name} | {describe(s)} | n={summary['n']} "

@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runs.runlog import RECORDS, SUMMARY, read_json_lines, run_dir, run_identity, weights_file
+from nclb.runs.runlog import (
+    RECORDS,
+    RUN_RECORD,
+    SUMMARY,
+    read_json_lines,
+    run_dir,
+    run_identity,
+    weights_file,
+)
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 
@@ -98,7 +106,7 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
     from nclb.tasks.build import build_task
 
     wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
-    by_id = {r["id"]: r for r in read_json_lines(run.folder / RECORDS)}
+    by_id = {r["id"]: r for r in read_json_lines(run.folder / RECORDS, RUN_RECORD)}
     if not wanted or any(i not in by_id for i in wanted):
         return None
     config = {**(summary.get("config") or {}), "limit": run.limit}
