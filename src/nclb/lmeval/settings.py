@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nclb.config.compose import check_added_keys, check_key
 from nclb.config.paths import GROUPS, config_dir, group_options
 from nclb.errors import UserError
 from nclb.lmeval import LOCAL_TASKS
@@ -31,12 +32,14 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     for item in overrides:
+        check_key(item)
         key, _, value = item.lstrip("+~").partition("=")
         if key in GROUPS and value not in group_options(key):
             raise UserError(f"{key}={value} is unknown; choose one of {group_options(key)}")
     try:
         with initialize_config_dir(str(config_dir()), version_base=None):
             cfg = compose(ROOT, overrides=overrides)
+        check_added_keys(ROOT, overrides)
         return OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as err:
         first = str(err).strip().splitlines()[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields
 from pathlib import Path
 
+from nclb.config.compose import check_key
 from nclb.errors import UserError
 from nclb.registry import lookup, names, register
 from nclb.schema import Flag, OneOf, from_words, setting
@@ -68,6 +69,7 @@ def parse_args(argv: list[str]) -> tuple[str, TableOptions, list[str]]:
         if key in known:
             words[key] = value
         else:
+            check_key(item)
             extra.append(item)
     return names[0], from_words(TableOptions, words, "nclb table"), extra
 

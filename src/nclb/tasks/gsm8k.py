@@ -83,7 +83,10 @@ class GSM8kTask:
 
     def _rows(self, split: str) -> list[dict]:
         return load_rows(
-            f"gsm8k/{split}.jsonl", self.data_dir, HubSource("openai/gsm8k", split, "main")
+            f"gsm8k/{split}.jsonl",
+            self.data_dir,
+            HubSource("openai/gsm8k", split, "main"),
+            fields=("question", "answer"),
         )
 
     def _shots(self) -> str:

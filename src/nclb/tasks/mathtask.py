@@ -114,7 +114,7 @@ class MathTask:
         """Problems in file order, zero-shot, with the boxed-answer instruction."""
         rel, hub = SUBSETS[self.subset]
         out = []
-        for i, row in enumerate(load_rows(rel, self.data_dir, hub)[:limit]):
+        for i, row in enumerate(load_rows(rel, self.data_dir, hub, ("problem", "answer"))[:limit]):
             meta = {k: row.get(k) for k in ("solution", "subject", "level", "unique_id")}
             prompt = f"{row['problem']}\n{self.instruction}"
             out.append(Example(row.get("unique_id") or f"math-{i}", prompt, row["answer"], meta))

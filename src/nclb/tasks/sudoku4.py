@@ -118,7 +118,9 @@ class SudokuTask:
     def examples(self, limit: int | None = None) -> list[Example]:
         """Puzzles in file order (d1: all 500; dream: the rows after the 8 shots)."""
         if self.source == "d1":
-            rows = load_rows("sudoku/d1_4x4_test_sudoku.csv", self.data_dir)
+            rows = load_rows(
+                "sudoku/d1_4x4_test_sudoku.csv", self.data_dir, fields=("Puzzle", "Solution")
+            )
             return [
                 Example(
                     f"sudoku-d1-{i}",
@@ -127,7 +129,11 @@ class SudokuTask:
                 )
                 for i, row in enumerate(rows[:limit])
             ]
-        rows = load_rows(f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl", self.data_dir)
+        rows = load_rows(
+            f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl",
+            self.data_dir,
+            fields=("input", "output"),
+        )
         shots = "\n\n".join(
             f"Input:\n{r['input']}\nOutput:\n{r['output']}" for r in rows[:DREAM_SHOTS]
         )
