@@ -25,6 +25,7 @@ from safetensors import SafetensorError
 from nclb.errors import UserError
 from nclb.models.kvcache import CachedForward, KVCache, gather_columns
 from nclb.models.padding import padded_positions, pairwise_mask
+from nclb.schema import Device, Flag, Integer, OneOf, field_rule, from_mapping, setting
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +103,7 @@ FAMILIES = {
 }
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-CHAT_TEMPLATE = ("auto", True, False)
+DEVICE = Device()
 
 
 class HFCodec:
@@ -408,7 +409,7 @@ def get_family(name: str) -> Family:
 
 def resolve_device(spec: str) -> torch.device:
     """auto -> cuda if a GPU is visible, else cpu; cuda / cuda:N must exist."""
-    spec = str(spec)
+    spec = DEVICE.check("device", str(spec))
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
@@ -419,22 +420,19 @@ def resolve_device(spec: str) -> torch.device:
                 f"device={spec} requested but no CUDA GPU is visible; use device=cpu or device=auto"
             )
         index = spec.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        if index and int(index) >= torch.cuda.device_count():
             raise ModelLoadError(
                 f"device={spec} does not exist ({torch.cuda.device_count()} GPUs visible); "
                 "use device=cuda:0 or device=auto"
             )
         return torch.device(spec)
-    raise ModelLoadError(f"device={spec!r} must be one of auto, cpu, cuda, cuda:N")
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     """auto -> bf16 on CUDA, fp32 on CPU; else bf16 | fp16 | fp32."""
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if spec not in DTYPES:
-        raise ModelLoadError(f"model.dtype={spec!r} must be one of auto, {', '.join(DTYPES)}")
-    return DTYPES[spec]
+    return DTYPES[field_rule(ModelOptions, "dtype").check("model.dtype", spec)]
 
 
 def _looks_local(path: str) -> bool:
@@ -472,36 +470,24 @@ class ModelOptions:
 
     family: str
     path: str
-    dtype: str = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = True
-    local_files_only: bool = True
-    chat_template: bool | str = "auto"
-    suppress_eos: bool = False
-    mask_id: int | None = None
+    dtype: str = setting("auto", OneOf(options=("auto", *DTYPES)))
+    device: str = setting("auto", DEVICE)
+    trust_remote_code: bool = setting(True, Flag())
+    local_files_only: bool = setting(True, Flag())
+    chat_template: bool | str = setting("auto", Flag(words=("auto",)))
+    suppress_eos: bool = setting(False, Flag())
+    mask_id: int | None = setting(None, Integer(min=0, nullable=True, meaning="a token id"))
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ModelOptions:
         """Check keys and values; `name` (the config's own label) is ignored."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known - {"name"})
-        if unknown:
-            raise ModelLoadError(f"model.{unknown[0]} is not a model key; known: {sorted(known)}")
         for key in ("family", "path"):
             if not cfg.get(key):
                 raise ModelLoadError(f"model.{key} is required")
-        opts = cls(**{k: v for k, v in cfg.items() if k in known})
-        for key in ("trust_remote_code", "local_files_only", "suppress_eos"):
-            if not isinstance(getattr(opts, key), bool):
-                raise ModelLoadError(f"model.{key}={getattr(opts, key)!r} must be true or false")
-        if opts.chat_template not in CHAT_TEMPLATE:
-            raise ModelLoadError(
-                f"model.chat_template={opts.chat_template!r} must be auto, true or false"
-            )
-        mask_id = opts.mask_id
-        if mask_id is not None and (type(mask_id) is not int or mask_id < 0):
-            raise ModelLoadError(f"model.mask_id={opts.mask_id!r} must be a token id or null")
-        return opts
+        try:
+            return from_mapping(cls, cfg, "model.", ignore=("name",))
+        except UserError as err:
+            raise ModelLoadError(str(err)) from None
 
 
 def load_hf_model(cfg: Mapping[str, Any]) -> HFMaskedLM:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from nclb.errors import UserError
+from nclb.schema import Flag, Integer, OneOf, check_fields, setting
 
 MODES = ("none", "prefix", "dual")
 
@@ -30,22 +30,12 @@ class CacheConfig:
     cached pass is also made as a full pass (not counted, not used), and the KL between the two
     distributions at the positions it commits is logged (what the cache costs)."""
 
-    mode: str = "none"
-    refresh: str | int = "block"
-    audit: bool = False
+    mode: str = setting("none", OneOf(options=MODES), key="cache")
+    refresh: str | int = setting("block", Integer(min=1, words=("block",)))
+    audit: bool = setting(False, Flag())
 
     def __post_init__(self) -> None:
-        if self.mode not in MODES:
-            raise UserError(f"cache={self.mode!r} must be one of {list(MODES)}")
-        every = self.refresh
-        if every != "block" and (
-            isinstance(every, bool) or not isinstance(every, int) or every < 1
-        ):
-            raise UserError(
-                f"cache.refresh={every!r} must be block or an integer >= 1 (passes between refreshes)"
-            )
-        if not isinstance(self.audit, bool):
-            raise UserError(f"cache.audit={self.audit!r} must be true or false")
+        check_fields(self, "cache.")
 
 
 @dataclass

@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.kvcache import KVCache
 from nclb.models.padding import left_pad as pad_rows
@@ -25,6 +24,7 @@ from nclb.sampler.cache import CacheConfig, QueryPlan, mask_columns, plan_query
 from nclb.sampler.policy import Decoder, StepView
 from nclb.sampler.stats import PositionStats, blank_stats, position_stats, scatter_stats
 from nclb.sampler.streams import ORDER, TOKEN, row_keys, stream_id, uniforms
+from nclb.schema import Flag, Integer, Number, OneOf, check_fields, setting
 from nclb.tasks.base import Canvas
 
 EXIT_STATS = ("mean", "max")
@@ -44,11 +44,13 @@ class SamplerConfig:
         every position).
     """
 
-    block: int
-    temperature: float = 0.0
-    gamma: float | None = None
-    exit_stat: str = "mean"
-    stop_on_eos: bool = False
+    block: int = setting(rule=Integer(min=1))
+    temperature: float = setting(0.0, Number(meaning="0 = argmax"))
+    gamma: float | None = setting(
+        None, Number(nullable=True, meaning="an entropy in nats; null = off")
+    )
+    exit_stat: str = setting("mean", OneOf(options=EXIT_STATS))
+    stop_on_eos: bool = setting(False, Flag())
     cache: CacheConfig = field(default_factory=CacheConfig)
 
     def identity(self) -> dict:
@@ -60,14 +62,7 @@ class SamplerConfig:
         return out
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.block, int) and self.block >= 1):
-            raise UserError(f"block={self.block!r} must be an integer >= 1")
-        if self.temperature < 0:
-            raise UserError(f"temperature={self.temperature!r} must be >= 0")
-        if self.gamma is not None and self.gamma < 0:
-            raise UserError(f"gamma={self.gamma!r} must be >= 0 (an entropy in nats) or null")
-        if self.exit_stat not in EXIT_STATS:
-            raise UserError(f"exit_stat={self.exit_stat!r} must be one of {list(EXIT_STATS)}")
+        check_fields(self)
 
 
 @dataclass
@@ -683,7 +678,7 @@ def generate(
         raise ValueError(f"{len(streams)} streams for {len(canvases)} canvases")
     size = len(canvases) if batch_size is None else batch_size
     if size < 1:
-        raise UserError(f"batch_size={batch_size!r} must be an integer >= 1")
+        Integer(min=1).check("batch_size", batch_size)
     state = Decoding(model, canvases, decoder, cfg, size, streams, on_done)
     state.refill()
     while state.rows is not None:

@@ -17,6 +17,7 @@ import torch
 from nclb.errors import UserError
 from nclb.registry import lookup
 from nclb.sampler.stats import PositionStats
+from nclb.schema import Number
 
 NEG = float("-inf")
 
@@ -153,12 +154,8 @@ ORDERS = ("entropy", "confidence", "margin", "random", "left_to_right")
 RULES = ("per_position", "cumulative")
 
 
-def check_budget(lam: float, rule: str) -> None:
-    """A UserError naming the key when an entropy budget (lam, rule) is out of range."""
-    if not (isinstance(lam, int | float) and lam >= 0):
-        raise UserError(f"lam={lam!r} must be a number >= 0 (an entropy in nats)")
-    if rule not in RULES:
-        raise UserError(f"decoder.rule={rule!r} must be one of {list(RULES)}")
+# The bound of an entropy budget (`lam` of med, ar_med, eb, verify).
+BUDGET = Number(meaning="an entropy in nats")
 
 
 def within_budget(sorted_entropy: torch.Tensor, lam: float, rule: str) -> torch.Tensor:

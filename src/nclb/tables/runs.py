@@ -54,7 +54,7 @@ def plan(
 
     `required`: dotted summary keys (e.g. `kl.estimate`) a logged run must have to count.
     """
-    from nclb.config.compose import check_groups, compose
+    from nclb.config.compose import check_added_keys, check_groups, compose
     from nclb.config.settings import resolve
     from nclb.tables.grid import merge_overrides
 
@@ -63,6 +63,7 @@ def plan(
         overrides = merge_overrides(row.overrides, extra or [])
         check_groups(overrides)
         cfg = compose("config", overrides)
+        check_added_keys("config", overrides)
         s = resolve(cfg)
         identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
         folder = run_dir(s.out_dir, identity)

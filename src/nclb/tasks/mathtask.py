@@ -10,11 +10,12 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import OneOf
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
 from nclb.tasks.math_compare import math_equal
-from nclb.tasks.template import infilling_canvas, plain_canvas
+from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
 
 DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -52,14 +53,11 @@ class MathTask:
         extract: str = "auto",
         stop: tuple[str, ...] | list[str] = (),
     ) -> None:
-        if extract not in EXTRACT:
-            raise UserError(f"extract must be one of {list(EXTRACT)}, got {extract!r}")
+        OneOf(options=EXTRACT).check("task.extract", extract)
         if isinstance(stop, str) or not all(isinstance(x, str) for x in stop):
             raise UserError(f"stop must be a list of strings, got {stop!r}")
-        if subset not in SUBSETS:
-            raise UserError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
-        if template not in ("infilling", "plain"):
-            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
+        OneOf(options=tuple(sorted(SUBSETS))).check("task.subset", subset)
+        OneOf(options=TEMPLATES).check("task.template", template)
         self.data_dir, self.subset, self.template = data_dir, subset, template
         self.answer_length, self.instruction, self.delimiter = answer_length, instruction, delimiter
         self.extract, self.stop = extract, tuple(stop)
@@ -75,7 +73,7 @@ class MathTask:
         """Problems in file order, zero-shot, with the boxed-answer instruction."""
         rel, hub = SUBSETS[self.subset]
         out = []
-        for i, row in enumerate(load_rows(rel, self.data_dir, hub)[:limit]):
+        for i, row in enumerate(load_rows(rel, self.data_dir, hub, ("problem", "answer"))[:limit]):
             meta = {k: row.get(k) for k in ("solution", "subject", "level", "unique_id")}
             prompt = f"{row['problem']}\n{self.instruction}"
             out.append(Example(row.get("unique_id") or f"math-{i}", prompt, row["answer"], meta))

@@ -319,7 +319,7 @@ class Worker:
 
     def __init__(self, mode: str) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.mode = mode
         self.proc: subprocess.Popen | None = None
         self.base = ""

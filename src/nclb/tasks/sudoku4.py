@@ -15,9 +15,12 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import OneOf
 from nclb.tasks.base import Canvas, Example, Score, task_arguments
 from nclb.tasks.data import load_rows
 from nclb.tasks.template import infilling_canvas, plain_canvas
+
+SOURCES = ("d1", "dream")  # the two puzzle files (see the module docstring)
 
 # d1's SUDOKU_SYSTEM_PROMPT (dllm-reasoning/d1, eval/sudoku.py), sent as part of the user turn.
 D1_PROMPT = """Please solve the following 4x4 Sudoku puzzle. The puzzle is provided as a 16-character string reading left-to-right, top-to-bottom, where '0' represents empty cells.
@@ -101,8 +104,7 @@ class SudokuTask:
         answer_length: int = 24,
         dream_givens: int = 10,
     ) -> None:
-        if source not in ("d1", "dream"):
-            raise UserError(f"source must be 'd1' or 'dream', got {source!r}")
+        OneOf(options=SOURCES).check("task.source", source)
         template = template or ("infilling" if source == "d1" else "plain")
         if template not in ("infilling", "plain") or (source, template) == ("dream", "infilling"):
             raise UserError(f"template {template!r} is not available for source {source!r}")
@@ -119,7 +121,9 @@ class SudokuTask:
     def examples(self, limit: int | None = None) -> list[Example]:
         """Puzzles in file order (d1: all 500; dream: the rows after the 8 shots)."""
         if self.source == "d1":
-            rows = load_rows("sudoku/d1_4x4_test_sudoku.csv", self.data_dir)
+            rows = load_rows(
+                "sudoku/d1_4x4_test_sudoku.csv", self.data_dir, fields=("Puzzle", "Solution")
+            )
             return [
                 Example(
                     f"sudoku-d1-{i}",
@@ -128,7 +132,11 @@ class SudokuTask:
                 )
                 for i, row in enumerate(rows[:limit])
             ]
-        rows = load_rows(f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl", self.data_dir)
+        rows = load_rows(
+            f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl",
+            self.data_dir,
+            fields=("input", "output"),
+        )
         shots = "\n\n".join(
             f"Input:\n{r['input']}\nOutput:\n{r['output']}" for r in rows[:DREAM_SHOTS]
         )

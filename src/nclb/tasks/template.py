@@ -6,6 +6,9 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.tasks.base import Canvas, Example, HasReference, Task
 
+# The prompt layouts a task's `template` key names: reasoning-as-infilling, or plain.
+TEMPLATES = ("infilling", "plain")
+
 
 class TemplateError(UserError):
     """The template does not fit the generation region."""

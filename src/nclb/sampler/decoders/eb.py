@@ -11,9 +11,9 @@ from dataclasses import dataclass
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import Decoder, StepView
+from nclb.sampler.policy import BUDGET, Decoder, StepView
+from nclb.schema import check_fields, setting
 
 
 @register("decoder", "eb")
@@ -21,13 +21,12 @@ from nclb.sampler.policy import Decoder, StepView
 class EB(Decoder):
     """Entropy order; add positions while sum(entropy) - max(entropy) <= lam (>= 1 per step)."""
 
-    lam: float = 0.2
+    lam: float = setting(0.2, BUDGET, key="lam")
     name: str = "eb"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when `lam` is out of range."""
-        if not (isinstance(self.lam, int | float) and 0 <= self.lam < float("inf")):
-            raise UserError(f"lam={self.lam!r} must be a finite number >= 0 (an entropy in nats)")
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """None: each step's set is chosen from the state's entropies alone."""
