@@ -157,5 +157,5 @@ def test_a_cache_asked_of_a_model_without_one_is_one_line_before_anything_runs(t
 
     with pytest.raises(UserError, match=r"^cache=dual needs a model with a key/value cache"):
         resolve(compose("config", ["model=oracle", "task=toy", "cache=dual"]))
-    with pytest.raises(UserError, match=r"^cache.refresh=0 must be block or an integer >= 1"):
+    with pytest.raises(UserError, match=r"^cache.refresh=0 must be an integer >= 1 or block"):
         resolve(compose("config", ["cache=prefix", "cache.refresh=0"]))

@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
+from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.kvcache import KVCache
 from nclb.models.padding import left_pad as pad_rows
