@@ -347,6 +347,15 @@ def test_the_kernel_fence_refuses_exec_sockets_and_writes(tmp_path):
     assert_unharmed(tmp_path)
 
 
+def test_a_worker_that_cannot_start_fenced_fails_every_program():
+    cmd = [sys.executable, "-I", "-S", syscall_fence.__file__, "/nonexistent/python"]
+    jobs = "".join(json.dumps({"size": len(c)}) + "\n" + c for c in ("x = 1", "assert True"))
+    done = subprocess.run(cmd, input=jobs, capture_output=True, text=True, timeout=60)
+    replies = [json.loads(line) for line in done.stdout.splitlines()]
+    assert [r["status"] for r in replies] == ["failed", "failed"]
+    assert replies[0]["detail"].startswith("sandbox set-up failed: exec of the sandbox worker")
+
+
 def test_the_kernel_fence_knows_its_architectures():
     assert len(syscall_fence.program(os.uname().machine, 2**40 + 5)) % 8 == 0
     with pytest.raises(ValueError, match="no seccomp table"):
