@@ -66,17 +66,18 @@ def test_records_without_an_id_are_set_aside_but_key_none_keeps_repeats(tmp_path
 
 
 def test_reading_a_locked_run_folder_announces_the_resume_once(tmp_path, capsys):
-    from nclb.runs.runlog import RunLock
+    from nclb.runs.lock import RunLock
 
     path = tmp_path / "records.jsonl"
     write_records(path, 3)
     read_records(path)
     assert capsys.readouterr().err == ""  # not resuming: the folder is not locked here
     lock = RunLock(tmp_path)
-    read_records(path)
-    read_records(path)
+    assert lock.records() == lock.records() == read_records(path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"resuming 3 logged examples in {tmp_path}")
     lock.release()
     read_records(path)
     assert capsys.readouterr().err == ""
+    assert RunLock(tmp_path / "empty").records() == []
+    assert capsys.readouterr().err == ""  # nothing to resume, nothing said

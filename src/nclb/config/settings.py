@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.registry import lookup
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
 from nclb.sampler.policy import config_params
 
@@ -74,8 +75,11 @@ def first_set(*values: Any) -> Any:
     return next((v for v in values if v is not None), None)
 
 
-def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str, Any]:
-    """The decoder group's parameters with the top-level shorthands (lam, k) applied."""
+def decoder_params(
+    cfg: dict[str, Any], decoder: type[Decoder], gen_length: int, block: int
+) -> dict[str, Any]:
+    """The constructor parameters of the decoder group's class `decoder`: its config keys with
+    the top-level shorthands (lam, k) applied."""
     params = {key: val for key, val in cfg["decoder"].items() if key != "name"}
     name = cfg["decoder"]["name"]
     for short, key in SHORTHANDS.items():
@@ -89,7 +93,7 @@ def decoder_params(cfg: dict[str, Any], gen_length: int, block: int) -> dict[str
         params[key] = cfg[short]
     if "lam" in params:
         params["lam"] = number("lam", params["lam"], "an entropy in nats")
-    return config_params(name, params, gen_length, block)
+    return config_params(decoder, params, gen_length, block)
 
 
 def resolve(cfg: dict[str, Any]) -> RunSettings:
@@ -108,9 +112,10 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
     task["gen_length"], task["block"] = gen_length, block
     if task.get("answer_length") and cfg["model"].get("answer_length"):
         task["answer_length"] = positive_int("model.answer_length", cfg["model"]["answer_length"])
-    params = decoder_params(cfg, gen_length, block)
+    decoder_class = lookup("decoder", cfg["decoder"]["name"])
+    params = decoder_params(cfg, decoder_class, gen_length, block)
     try:
-        decoder = build_decoder(cfg["decoder"]["name"], **params)
+        decoder = build_decoder(decoder_class, **params)
     except TypeError as err:
         raise UserError(f"decoder={cfg['decoder']['name']}: {err}") from None
     sampler = SamplerConfig(

@@ -43,7 +43,7 @@ from nclb.models.base import MaskedLM
 from nclb.models.scoring import region_apply
 from nclb.sampler.loop import Generation, SamplerConfig, StepRecord
 from nclb.sampler.policy import Decoder
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 KL_ORDERS = ("entropy", "left_to_right")
 KL_ESTIMATORS = ("rb", "sample")

@@ -138,16 +138,18 @@ def within_budget(sorted_entropy: torch.Tensor, lam: float, rule: str) -> torch.
     return ok
 
 
-def build_decoder(name: str, **params: Any) -> Decoder:
-    """The registered decoder called `name` with its parameters, validated."""
-    decoder = lookup("decoder", name)(**params)
-    decoder.validate()
-    return decoder
+def build_decoder(decoder: str | type[Decoder], **params: Any) -> Decoder:
+    """The registered decoder called `decoder` (or that decoder class, already looked up) with
+    its parameters, validated."""
+    built = (lookup("decoder", decoder) if isinstance(decoder, str) else decoder)(**params)
+    built.validate()
+    return built
 
 
-def config_params(name: str, params: dict[str, Any], gen_length: int, block: int) -> dict:
-    """A decoder's constructor parameters from its config keys: the decoder's own
+def config_params(
+    decoder: type[Decoder], params: dict[str, Any], gen_length: int, block: int
+) -> dict:
+    """A decoder class's constructor parameters from its config keys: the decoder's own
     `config_params` (e.g. LLaDA's steps -> steps_per_block), else the keys unchanged."""
-    decoder = lookup("decoder", name)
     convert = getattr(decoder, "config_params", None)
     return convert(params, gen_length, block) if convert else params

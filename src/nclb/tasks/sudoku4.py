@@ -15,9 +15,10 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
-from nclb.tasks.base import Canvas, Example, Score, task_arguments
+from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import load_rows
 from nclb.tasks.template import infilling_canvas, plain_canvas
+from nclb.types import Canvas, Example
 
 # d1's SUDOKU_SYSTEM_PROMPT (dllm-reasoning/d1, eval/sudoku.py), sent as part of the user turn.
 D1_PROMPT = """Please solve the following 4x4 Sudoku puzzle. The puzzle is provided as a 16-character string reading left-to-right, top-to-bottom, where '0' represents empty cells.
