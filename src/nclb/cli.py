@@ -319,7 +319,7 @@ def main(argv: list[str] | None = None) -> None:
         return
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        COMMANDS[command](rest)
+        COMMANDS[command].run(rest)
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
         raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
     except UserError as err:
