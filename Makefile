@@ -63,3 +63,10 @@ tables: table1 figure3 table2 table6 table3 figure4
 
 clean:
 	rm -rf $(VENV) outputs
+
+# The key/value cache table (results/cache.md + csv): every decoder of the table with cache
+# none / prefix / dual on chain (n=500) and sudoku9, one thread, from logged runs in
+# outputs/cache (decoded when missing; about 20-30 minutes on one core).
+.PHONY: cache
+cache: install
+	$(PY) scripts/cache_table.py $(CACHE_ARGS)

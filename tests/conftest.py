@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from nclb.models.kvcache import gather_columns
 from nclb.models.oracle import CharCodec
 
 
@@ -17,6 +18,7 @@ class FixedLogitsModel:
         self.mask_id, self.pad_id, self.eos_ids = vocab, vocab + 1, (vocab + 2,)
         self.vocab_size = vocab + 3
         self.supports_padding = True
+        self.cached_forward = None
         self.device = torch.device("cpu")
         self.codec = CharCodec("abcdefghijklmnop"[:vocab])
         self.calls = 0
@@ -25,13 +27,18 @@ class FixedLogitsModel:
     def prompt_ids(self, text: str) -> list[int]:
         return self.codec.encode(text)
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         self.calls += 1
         self.rows += ids.shape[0]
         b, n = ids.shape
         out = torch.full((b, n, self.vocab_size), -1e9)
         out[:, n - self.length :, : self.mask_id] = self.fn(ids[:, n - self.length :])
-        return out
+        return out if columns is None else gather_columns(out, columns)
 
 
 @pytest.fixture(scope="module")

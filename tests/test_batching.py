@@ -108,17 +108,23 @@ class MaskLovingModel:
         self.mask_id, self.pad_id, self.eos_ids = 3, 4, (5,)
         self.vocab_size = 6
         self.supports_padding = True
+        self.cached_forward = None
         self.device = torch.device("cpu")
         self.codec = CharCodec("abc")
 
     def prompt_ids(self, text: str) -> list[int]:
         return self.codec.encode(text)
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         out = torch.zeros(*ids.shape, self.vocab_size)
         out[..., self.mask_id] = 8.0
         out[..., 0] = 2.0
-        return out
+        return out if columns is None else out[:, : columns.shape[1]]
 
 
 @pytest.mark.parametrize("temperature", [0.0, 1.0])

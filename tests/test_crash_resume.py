@@ -80,6 +80,7 @@ def test_stop_then_resume(tmp_path, sig):
     assert records[: len(partial)] == partial
     assert all(r["correct"] for r in records)
     assert not (path.parent / "summary.json.tmp").exists()
+    assert sorted(p.name for p in path.parent.iterdir()) == ["records.jsonl", "summary.json"]
 
 
 def test_a_replaced_checkpoint_is_not_resumed_but_its_records_are_kept(tmp_path, capsys):
@@ -118,3 +119,81 @@ def test_the_summary_describes_every_record_in_the_folder(tmp_path):
     assert first["run_dir"] == again["run_dir"]
     summary = json.loads((Path(again["run_dir"]) / "summary.json").read_text())
     assert summary["n"] == 12 == len(read_records(Path(again["run_dir"]) / "records.jsonl"))
+
+
+def folder_files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def test_stray_lines_and_stubs_are_set_aside_and_the_folder_stays_rerunnable(tmp_path, capsys):
+    import json
+    from pathlib import Path
+
+    from nclb.config.compose import compose
+    from nclb.runs.runner import run
+
+    overrides = ["model=oracle", "task=toy", f"out_dir={tmp_path}", "decoder=ktoken", "k=1"]
+    folder = Path(run(compose("config", [*overrides, "limit=6"]))["run_dir"])
+    path = folder / "records.jsonl"
+    good = path.read_bytes()
+    real = json.loads(good.splitlines()[2])
+    stray = [
+        json.dumps({"id": real["id"], "correct": True}),  # a stub before the real record
+        json.dumps({**real, "nfe": "six"}),  # a wrong type, also before it
+        json.dumps({"id": "toy-6", "correct": True}),  # a stub of an example not yet run
+    ]
+    path.write_bytes("\n".join(stray).encode() + b"\n" + good + b'{"id": "bogus"}\n')
+    capsys.readouterr()
+    summary = run(compose("config", [*overrides, "limit=7"]))
+    err = capsys.readouterr().err
+    assert "moved 4 incomplete record(s) (line 1: missing field(s)" in err
+    assert "line 2: 'nfe' is a string, not an integer" in err and "kept 6 records" in err
+    assert summary["n"] == 7 and summary["accuracy"] == 1.0
+    records = read_records(path)
+    assert [r["id"] for r in records] == [f"toy-{i}" for i in range(7)]  # toy-6 was decoded
+    assert path.read_bytes().startswith(good)
+    (side,) = folder.glob("records.set-aside-*.jsonl")
+    assert side.read_text().splitlines() == [*stray, '{"id": "bogus"}']
+    assert folder_files(folder) == ["records.jsonl", side.name, "summary.json"]
+    again = run(compose("config", [*overrides, "limit=7"]))  # nothing left to set aside
+    assert again["n"] == 7 and "moved" not in capsys.readouterr().err
+    assert len(list(folder.glob("records.set-aside-*.jsonl"))) == 1
+
+
+def test_a_rejected_run_leaves_no_folder_behind(tmp_path):
+    import pytest
+
+    from nclb.config.compose import compose
+    from nclb.errors import UserError
+    from nclb.runs.runner import run
+
+    out = tmp_path / "runs"
+    with pytest.raises(UserError, match="gen_length=5 leaves no room"):
+        run(compose("config", ["model=tiny", "task=arith", "gen_length=5", f"out_dir={out}"]))
+    assert not out.exists()  # no folder holding only a .lock
+
+
+def test_a_full_disk_at_the_summary_leaves_no_temp_file_and_a_rerun_finishes(tmp_path, monkeypatch):
+    import errno
+    from pathlib import Path
+
+    import pytest
+
+    from nclb.config.compose import compose
+    from nclb.runs.runner import run
+
+    overrides = ["model=oracle", "task=toy", f"out_dir={tmp_path}", "limit=3"]
+    real_write_text = Path.write_text
+
+    def full_disk(self, data, *args, **kwargs):
+        real_write_text(self, "")  # the temp file is created, its bytes do not fit
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    with pytest.raises(OSError, match="No space left"):
+        run(compose("config", overrides))
+    monkeypatch.undo()
+    (folder,) = {p.parent for p in tmp_path.rglob("records.jsonl")}
+    assert folder_files(folder) == ["records.jsonl"]  # no summary temp file, no lock
+    assert run(compose("config", overrides))["n"] == 3
+    assert folder_files(folder) == ["records.jsonl", "summary.json"]

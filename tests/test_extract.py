@@ -14,6 +14,8 @@ from nclb.tasks.extract import (
 )
 from nclb.tasks.gsm8k import GSM8kTask, split_solution
 from nclb.tasks.mathtask import math_equal
+from nclb.tasks.number_words import words_to_digits
+from nclb.tasks.numbers import Reading, read_value
 from nclb.types import Example
 
 
@@ -35,10 +37,46 @@ from nclb.types import Example
         ("50%", 50),
         ("no number", None),
         (None, None),
+        ("1 000", 1000),
+        ("$1 000 000.50", Fraction(2000001, 2)),
+        ("1e3", 1000),
+        ("2.5e-1", Fraction(1, 4)),
+        ("3 \\times 10^{2}", 300),
+        ("10^3", 1000),
+        ("twenty-one", 21),
+        ("one hundred and five", 105),
+        ("18 or 20", None),
+        ("18, 20", None),
+        ("x = 18 or 20", None),
+        ("18 cm^2", 18),
     ],
 )
 def test_parse_number(text, value):
     assert parse_number(text) == value
+
+
+@pytest.mark.parametrize(
+    "text,digits",
+    [
+        ("twenty", "20"),
+        ("twenty-five dollars", "25 dollars"),
+        ("three thousand two hundred and one", "3201"),
+        ("two million five hundred thousand", "2500000"),
+        ("five and six", "5 and 6"),
+        ("one two", "1 2"),
+        ("sixty zero", "60 0"),
+        ("none of them, often alone", "none of them, often alone"),
+        ("a thousand", "a thousand"),
+    ],
+)
+def test_number_words(text, digits):
+    assert words_to_digits(text) == digits
+
+
+def test_two_values_are_stated_but_have_no_value():
+    assert read_value("18 or 20") == Reading(None, True)
+    assert read_value("18 or 18.0") == Reading(Fraction(18), True)
+    assert read_value("no number") == Reading(None, False)
 
 
 def test_nested_boxed():
@@ -54,14 +92,17 @@ def test_nested_boxed():
     "region,answer,value,rule",
     [
         ("The answer is 5.", "1,000}.", 1000, "answer_block"),
-        ("x \\boxed{12} y The answer is 5", None, 12, "boxed"),
+        ("The answer is 5. x \\boxed{12} y", None, 12, "boxed"),
+        ("x \\boxed{12} y The answer is 5", None, 5, "answer_is"),  # the last stated wins
+        ("x \\boxed{12} y The answer is below.", None, 12, "boxed"),
         ("We get 3 then 4. The answer is $1,234.50.", None, Fraction(2469, 2), "answer_is"),
         ("The final answer is: -7", None, -7, "answer_is"),
         ("steps\n#### 72", None, 72, "hash"),
         ("10 - 2 = 8 apples.", None, 8, "last_number"),
         ("costs $3,000 in total.", None, 3000, "last_number"),
         ("no digits", None, None, None),
-        ("reasoning 9", "}", 9, "last_number"),  # empty answer block: fall back
+        ("reasoning 9", "}", None, None),  # an empty answer block is no answer
+        ("reasoning 9", "x}", 9, "last_number"),  # a block with no number: fall back
     ],
 )
 def test_numeric_answer_rules(region, answer, value, rule):

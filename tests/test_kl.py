@@ -14,6 +14,7 @@ from omegaconf import OmegaConf
 
 from nclb.config import config_dir
 from nclb.errors import UserError
+from nclb.models.kvcache import gather_columns
 from nclb.models.oracle import OracleModel, random_joint
 from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.runner import run
@@ -166,10 +167,10 @@ class MaskMassOracle(OracleModel):
     """The oracle with half of every region position's mass on the mask token, which the
     sampler never draws: its sampler and single-token distributions are the oracle's."""
 
-    def logits(self, ids, attention_mask=None):
+    def logits(self, ids, attention_mask=None, columns=None):
         out = super().logits(ids, attention_mask)
         out[:, -self.length :, self.mask_id] = 0.0  # exp(0) = 1 = the content tokens' total
-        return out
+        return out if columns is None else gather_columns(out, columns)
 
 
 def test_mask_tokens_mass_is_removed_as_the_sampler_does(oracle):

@@ -23,6 +23,7 @@ LAYERS = (
             "nclb.locations",
             "nclb.plugins",
             "nclb.registry",
+            "nclb.schema",
             "nclb.threads",
         ),
     ),

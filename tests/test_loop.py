@@ -90,10 +90,10 @@ def test_nfe_is_counted_per_example_and_rows_leave_the_batch():
     calls = {"rows": 0, "passes": 0}
     inner = model.logits
 
-    def counting(ids, attention_mask=None):
+    def counting(ids, attention_mask=None, columns=None):
         calls["rows"] += ids.shape[0]
         calls["passes"] += 1
-        return inner(ids, attention_mask)
+        return inner(ids, attention_mask, columns)
 
     model.logits = counting
     generate(model, canvases, build_decoder("ktoken", k=1), SamplerConfig(block=6))
@@ -140,7 +140,7 @@ def test_stop_on_eos_fills_the_rest():
         return lg
 
     model = FixedLogitsModel(fn, vocab=VOCAB, length=6)
-    model.logits = lambda ids, attention_mask=None: fn(ids)
+    model.logits = lambda ids, attention_mask=None, columns=None: fn(ids)
     cfg = SamplerConfig(block=6, stop_on_eos=True)
     g = generate(model, [Canvas([], [model.mask_id] * 6)], build_decoder("ktoken"), cfg)[0]
     assert g.region == [1, eos, eos, eos, eos, eos] and g.nfe == 2
@@ -221,9 +221,9 @@ def counting_rows(model) -> list[int]:
     """Wrap the model's logits so that the rows of every pass are appended to the list."""
     rows, inner = [], model.logits
 
-    def counting(ids, attention_mask=None):
+    def counting(ids, attention_mask=None, columns=None):
         rows.append(ids.shape[0])
-        return inner(ids, attention_mask)
+        return inner(ids, attention_mask, columns)
 
     model.logits = counting
     return rows
@@ -308,10 +308,10 @@ def test_a_step_reads_one_flag_vector_from_the_device(monkeypatch):
 
     inner = model.logits
 
-    def logits(ids, attention_mask=None):
+    def logits(ids, attention_mask=None, columns=None):
         per_pass.append(reads.count)
         reads.count = 0
-        return inner(ids, attention_mask)
+        return inner(ids, attention_mask, columns)
 
     model.logits = logits
     monkeypatch.setattr(torch.Tensor, "tolist", tolist)

@@ -21,7 +21,12 @@ def plugin(tmp_path_factory) -> Path:
     """The plugin folder of docs/extending.md, written from the page's file blocks."""
     folder = tmp_path_factory.mktemp("my_plugin")
     blocks = FILE_BLOCK.findall((REPO / "docs" / "extending.md").read_text())
-    assert {name for name, _ in blocks} >= {"leftmost.py", "countdown.py", "counter.py"}
+    assert {name for name, _ in blocks} >= {
+        "leftmost.py",
+        "second_look.py",
+        "countdown.py",
+        "counter.py",
+    }
     for name, text in blocks:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).write_text(text)
@@ -68,6 +73,29 @@ def test_the_plugin_decoder_runs_on_a_shipped_model(plugin, tmp_path):
     assert done.returncode == 0, done.stderr
     (summary,) = summaries(tmp_path).values()
     assert summary["n"] == 4 and summary["mean_nfe"] == 3
+
+
+def test_a_plugin_decoder_that_declares_itself_rescorable_gets_a_kl_value(plugin, tmp_path):
+    args = ["model=oracle", "task=toy", "decoder=leftmost", "temperature=1.0", "metrics.kl=true"]
+    done = nclb(plugin, "run", *args, "limit=4", f"out_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    (summary,) = summaries(tmp_path).values()
+    assert summary["kl"]["estimate"] is not None and summary["kl"]["estimate"] >= 0
+    refused = nclb(plugin, "run", *args, "decoder=second_look", "limit=4", f"out_dir={tmp_path}")
+    assert refused.returncode == 2
+    assert "metrics.kl=true cannot score this decoder" in refused.stderr
+
+
+def test_a_revoking_plugin_decoder_runs_through_the_loop_like_verify(plugin, tmp_path):
+    args = ["model=oracle", "task=toy", "decoder=second_look", "temperature=1.0", "limit=20"]
+    args.append("log_trajectory=true")
+    done = nclb(plugin, "run", *args, f"out_dir={tmp_path}")
+    assert done.returncode == 0, done.stderr
+    (folder,) = [p for p in tmp_path.rglob("records.jsonl")]
+    records = [json.loads(line) for line in folder.read_text().splitlines()]
+    revoked = sum(len(step["revoked"]) for r in records for step in r["trajectory"])
+    assert revoked > 0  # the oracle's leave-one-out conditionals disown some commits
+    assert all("?" not in r["output"] for r in records)
 
 
 def test_the_plugin_decoder_validates_its_fields_before_anything_runs(plugin, tmp_path):

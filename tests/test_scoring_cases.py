@@ -12,6 +12,7 @@ import pytest
 from nclb.tasks.arith import ArithTask
 from nclb.tasks.gsm8k import GSM8kTask
 from nclb.tasks.mathtask import MathTask
+from nclb.tasks.sudoku4 import SudokuTask
 from nclb.types import Example
 
 GSM8K_CASES = [
@@ -73,6 +74,41 @@ GSM8K_CASES = [
         False,
     ),
     ("She needs 3 more.\nQuestion: How many? The answer is 7.", "7", False),
+    # an answer that names two values is wrong, whichever of them is the gold
+    ("\\boxed{18 \\text{ or } 20}", "18", False),
+    ("\\boxed{18 \\text{ or } 20}", "20", False),
+    ("The answer is 18 or 20", "18", False),
+    ("The answer is 18 or 20.", "20", False),
+    ("The answer is either 18 or 20.", "18", False),
+    ("The answer is 18 (or 20).", "18", False),
+    ("The answer is 18 apples or 20 apples.", "18", False),
+    ("The answer is 18, 20.", "18", False),
+    ("\\boxed{18 \\text{ and } 20}", "18", False),
+    ("The answer is 3 4", "3", False),
+    # ... but a second number that explains the first is no second answer
+    ("The answer is 18, which is 6 more than 12.", "18", True),
+    ("The answer is 18 (6 + 12).", "18", True),
+    ("The answer is 18 or 18.0.", "18", True),
+    # plain-space thousands
+    ("The answer is 1 000.", "1000", True),
+    ("The answer is 1 000.", "1", False),
+    ("\\boxed{\\$2 500 000}", "2500000", True),
+    # scientific notation
+    ("The answer is 1e3.", "1000", True),
+    ("The answer is 1e3.", "1", False),
+    ("The answer is 2.5E+2 dollars.", "250", True),
+    ("\\boxed{1.5 \\times 10^{3}}", "1500", True),
+    # number words
+    ("The answer is twenty.", "20", True),
+    ("The answer is twenty.", "2", False),
+    ("The answer is twenty-five dollars.", "25", True),
+    ("\\boxed{\\text{one hundred and five}}", "105", True),
+    ("The answer is twenty or thirty.", "20", False),
+    # the last stated answer wins over an earlier box
+    ("So \\boxed{18}. Checking again: 6 + 14 = 20. The answer is 20.", "20", True),
+    ("So \\boxed{18}. Checking again: 6 + 14 = 20. The answer is 20.", "18", False),
+    ("The answer is 20. On reflection, \\boxed{18}.", "18", True),
+    ("So \\boxed{18}. I hope the answer is right.", "18", True),
 ]
 
 MATH_CASES = [
@@ -106,6 +142,24 @@ MATH_CASES = [
     ("\\text{(B)}", "\\text{(C)}", False),
     ("\\sqrt{2}/2", "\\frac{\\sqrt{2}}{2}", True),
     ("12", "012", True),
+    # units are not equal across dollars and cents; the same unit in other words is
+    ("5.4 \\text{ dollars}", "5.4 \\text{ cents}", False),
+    ("\\$5.40", "5.4 \\text{ cents}", False),
+    ("5.4 \\text{ cents}", "5.4 \\text{ cents}", True),
+    ("5.4", "5.4 \\text{ cents}", True),
+    ("864 \\text{ square inches}", "864 \\mbox{ inches}^2", True),
+    ("864 \\text{ feet}^2", "864 \\mbox{ inches}^2", False),
+    # a decimal approximation is not the exact value; an exact decimal is
+    ("3.14159265", "\\pi", False),
+    ("0.3333333", "\\frac{1}{3}", False),
+    ("1.4142136", "\\sqrt{2}", False),
+    ("0.125", "\\frac18", True),
+    ("1.5\\sqrt{2}", "\\frac{3\\sqrt{2}}{2}", True),
+    # a multiple-choice answer given with its value
+    ("\\text{(C)}\\ 12", "\\text{(C)}", True),
+    ("\\text{(B)}\\ 12", "\\text{(C)}", False),
+    ("(C) 12", "12", True),
+    ("(C) 13", "12", False),
 ]
 
 MATH_OUTPUTS = [
@@ -149,9 +203,9 @@ def test_math_output_verdicts(region, answer, gold, verdict):
 def test_strict_reads_only_the_answer_block_or_last_boxed():
     ex = Example("t", "q", "18")
     infilling = GSM8kTask()  # extract=auto: strict for the infilling template
-    # empty answer block: the lenient fall-back to the last number would count it right
+    # empty answer block: no answer under both verdicts, whatever the reasoning's last number
     score = infilling.score(ex, "6 + 12 = 18. The answer is \\boxed{}.", "}.")
-    assert not score.correct and score.detail["lenient_correct"]
+    assert not score.correct and not score.detail["lenient_correct"]
     assert score.detail["verdict"] == "strict" and score.prediction == ""
     score = infilling.score(ex, "6 + 12 = 18. ", "18}.")
     assert score.correct and score.detail["lenient_correct"]
@@ -164,11 +218,43 @@ def test_strict_reads_only_the_answer_block_or_last_boxed():
     assert gsm8k("The answer is 18.", "18") == (True, False)
 
 
+@pytest.mark.parametrize("extract", ["auto", "strict", "lenient", "flexible"])
+def test_gsm8k_empty_answer_block_is_wrong_under_every_verdict(extract):
+    task = GSM8kTask(extract=extract)  # the infilling template
+    score = task.score(Example("t", "q", "18"), "6 + 12 = 18. \\boxed{18} The answer is 18.", "}.")
+    assert (score.correct, score.detail["strict_correct"], score.detail["lenient_correct"]) == (
+        False,
+        False,
+        False,
+    )
+
+
+@pytest.mark.parametrize("extract", ["auto", "strict", "lenient"])
+def test_math_empty_answer_block_is_wrong_under_every_verdict(extract):
+    task = MathTask(extract=extract)
+    score = task.score(Example("m", "q", "5"), "so \\boxed{5}. The answer is 5.", "}")
+    assert not (score.correct or score.detail["strict_correct"] or score.detail["lenient_correct"])
+
+
+@pytest.mark.parametrize(
+    "template,region,block",
+    [
+        ("infilling", "r", "18 \\text{ or } 20}."),
+        ("plain", "So \\boxed{18 \\text{ or } 20}.", None),
+    ],
+)
+def test_gsm8k_two_values_are_wrong_under_both_verdicts(template, region, block):
+    task = GSM8kTask(template=template, extract="strict")
+    score = task.score(Example("t", "q", "18"), region, block)
+    assert not (score.correct or score.detail["strict_correct"] or score.detail["lenient_correct"])
+    assert score.prediction == ""
+
+
 def test_math_strict_and_lenient():
     ex = Example("m", "q", "5")
     task = MathTask()
-    score = task.score(ex, "The answer is 5.", "}")
-    assert not score.correct and score.detail["lenient_correct"]
+    score = task.score(ex, "The answer is 5.", "}")  # an empty answer block is no answer
+    assert not score.correct and not score.detail["lenient_correct"]
     assert MathTask(template="plain").score(ex, "The answer is 5.", None).correct
     assert not MathTask(template="plain", extract="strict").score(ex, "answer is 5", None).correct
 
@@ -203,3 +289,25 @@ def test_arith_answer_block(answer, strict, lenient):
         strict,
         lenient,
     )
+
+
+SOLVED = "1234341221434321"  # rows 1234 / 3412 / 2143 / 4321
+PUZZLE = "1030040020000301"
+SUDOKU_CASES = [
+    # (source, template, region text, answer block or None, person's verdict)
+    ("d1", "infilling", "r", f"{SOLVED}\n</answer>", True),
+    ("d1", "infilling", "r", f"{SOLVED}1\n</answer>", False),  # 17 digits: not the grid
+    ("d1", "infilling", "r", f"{SOLVED[:15]}\n</answer>", False),
+    ("d1", "infilling", "r", f"{SOLVED}\n</answer>\nStep 2 of 3", True),  # after the answer
+    ("d1", "plain", f"r\n</reasoning>\n<answer>\n{SOLVED}\n</answer>", None, True),
+    ("d1", "plain", f"r\n</reasoning>\n<answer>\n{SOLVED}4\n</answer>", None, False),
+    ("dream", "plain", "1234\n3412\n2143\n4321\n\nInput:\n1000", None, True),
+    ("dream", "plain", "1234\n3412\n2143\n43214", None, False),
+]
+
+
+@pytest.mark.parametrize("source,template,region,answer,verdict", SUDOKU_CASES)
+def test_sudoku_answers_have_exactly_the_grids_digits(source, template, region, answer, verdict):
+    task = SudokuTask(source=source, template=template)
+    ex = Example("s", "q", {"puzzle": PUZZLE, "solution": SOLVED})
+    assert task.score(ex, region, answer).correct is verdict

@@ -193,3 +193,92 @@ def test_loading_a_corrupt_checkpoint_is_a_one_line_model_error(tmp_path):
     weights.write_bytes((2**40).to_bytes(8, "little") + weights.read_bytes()[8:])
     with pytest.raises(UserError, match="weights file is corrupt"):
         load_hf_model({"family": "tiny", "path": str(ckpt), "device": "cpu"})
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["=0.2"], "'=0.2' has no key before '='; write key=value"),
+        (["+foo=1"], "+foo=1: foo is not a config key of `config`"),
+        (["-m", "seed=0,1", "+foo=1"], "+foo=1: foo is not a config key"),
+        (["k=true"], "k=True must be an integer >= 1"),
+        (["decoder=med", "lam=true"], "lam=True must be a finite number >= 0"),
+        (["decoder=llada", "decoder.steps=true"], "decoder.steps=True must be an integer >= 1"),
+        (["kéy=1"], "'kéy=1': 'é' cannot be in a key"),
+        (["task=arith", "task.n_test=0"], "task.n_test=0 must be an integer >= 1"),
+    ],
+)
+def test_bad_keys_and_values_of_run_are_one_line_before_anything_runs(
+    capsys, tmp_path, args, needle
+):
+    line = one_line_error(capsys, ["run", "model=oracle", "task=toy", f"out_dir={tmp_path}", *args])
+    assert needle in line
+    assert not list(tmp_path.rglob("records.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("content", "needle"),
+    [
+        (
+            '{"question": "1+1?", "answer": "2 #### 2"}\n{"question": "x",\n',
+            "line 2 is not valid JSON",
+        ),
+        ('{"question": "1+1?", "answer": "2 #### 2"}\n[1, 2]\n', "line 2 is not a JSON object"),
+        ('{"question": "1+1?"}\n', "line 1 has no 'answer' field"),
+        ("\n", "has no rows"),
+    ],
+)
+def test_a_broken_data_file_is_one_line_naming_the_file(capsys, tmp_path, content, needle):
+    data = tmp_path / "data" / "gsm8k" / "test.jsonl"
+    data.parent.mkdir(parents=True)
+    data.write_text(content)
+    line = one_line_error(
+        capsys,
+        ["run", "model=reference", "task=gsm8k", f"task.data_dir={tmp_path / 'data'}"]
+        + [f"out_dir={tmp_path / 'runs'}"],
+    )
+    assert f"{data}" in line and needle in line
+    assert not list((tmp_path / "runs").rglob("records.jsonl"))
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["posterior", "n=-1"], "n=-1 must be an integer >= 1 or null"),
+        (["posterior", "n=-498"], "n=-498 must be an integer >= 1 or null"),
+        (["posterior", "samples=0"], "samples=0 must be an integer >= 1"),
+        (["posterior", "prior=1"], "prior=1 must be true or false"),
+        (["trace-score", "n=-1"], "n=-1 must be an integer >= 1 or null"),
+        (["finetune", "optim.lr=0"], "optim.lr=0 must be a finite number > 0"),
+        (["finetune", "data.gold_n=-1"], "data.gold_n=-1 must be an integer >= 0"),
+        (["train", "optim.lr=abc"], "optim.lr='abc' must be a finite number >= 0"),
+        (["train", "arch.hidden_size=-1"], "arch.hidden_size=-1 must be an integer >= 1"),
+        (["train", "optim.batch_size=0"], "optim.batch_size=0 must be an integer >= 1"),
+        (["train", "optim.steps=0"], "optim.steps=0 must be an integer >= 1"),
+        (["train", "+optim.foo=1"], "optim.foo is not an optim key"),
+        (["train", "+foo=1"], "foo is not a config key of `train`"),
+        (["table", "table2", "run=maybe"], "run='maybe' must be true or false"),
+        (["table", "table2", "threads=0"], "threads=0 must be an integer >= 1 or auto"),
+        (["table", "table2", "=0.2"], "'=0.2' has no key"),
+        (["show", "some/run", "text=maybe"], "text='maybe' must be true or false"),
+    ],
+)
+def test_every_commands_values_are_checked_before_it_runs(capsys, tmp_path, args, needle):
+    line = one_line_error(capsys, [*args, f"out_dir={tmp_path}"] if args[0] != "show" else args)
+    assert needle in line
+    assert not any(tmp_path.iterdir())  # nothing written: no checkpoint, no traces
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["=0.2"], "'=0.2' has no key"),
+        (["+foo=1"], "foo is not a config key of `lm_eval`"),
+        (["kéy=1"], "'é' cannot be in a key"),
+        (["num_fewshot=-1"], "num_fewshot=-1 must be an integer >= 0 or null"),
+    ],
+)
+def test_lm_eval_keys_are_checked_before_it_runs(capsys, tmp_path, args, needle):
+    pytest.importorskip("lm_eval")
+    line = one_line_error(capsys, ["lm-eval", "tasks=nclb_arith", f"out_dir={tmp_path}", *args])
+    assert needle in line

@@ -3,6 +3,12 @@
 Pre-norm blocks, rotary position embeddings (optionally plus learned absolute positions), no causal
 mask. Positions come from the attention mask (position = cumsum(mask) - 1), and padded keys are
 masked out of attention, so left padding does not change the outputs at real tokens.
+
+Key/value cache: with `use_cache=True` a full pass also returns every layer's keys and values
+(after the rotary embedding) of every column. Given those as `past_key_values`, a pass with
+`query_positions` [B, Q] recomputes only those columns: at each layer their fresh keys and values
+replace the cached ones at those columns, and they attend to every column. `query_positions`
+alone (no cache) computes every column and returns the logits at those columns only.
 """
 
 from __future__ import annotations
@@ -62,12 +68,19 @@ class _Attention(nn.Module):
         self.qkv = nn.Linear(cfg.hidden_size, 3 * cfg.hidden_size, bias=False)
         self.out = nn.Linear(cfg.hidden_size, cfg.hidden_size, bias=False)
 
-    def forward(self, x, cos, sin, keep):
+    def forward(self, x, cos, sin, keep, past=None, query=None):
+        """x [B, Q, d] at the columns `query` [B, Q] (every column when None); `past`: this
+        layer's cached (keys, values) [B, H, N, D] of every column. Returns the output and the
+        (keys, values) attended to."""
         b, n, d = x.shape
         q, k, v = self.qkv(x).view(b, n, 3, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
         q, k = _rotate(q, cos, sin), _rotate(k, cos, sin)
+        if past is not None:
+            index = query[:, None, :, None].expand_as(k)
+            k = past[0].scatter(2, index, k)
+            v = past[1].scatter(2, index, v)
         y = F.scaled_dot_product_attention(q, k, v, attn_mask=keep)
-        return self.out(y.transpose(1, 2).reshape(b, n, d))
+        return self.out(y.transpose(1, 2).reshape(b, n, d)), (k, v)
 
 
 class _Block(nn.Module):
@@ -82,9 +95,10 @@ class _Block(nn.Module):
             nn.Linear(cfg.intermediate_size, cfg.hidden_size),
         )
 
-    def forward(self, x, cos, sin, keep):
-        x = x + self.attn(self.norm1(x), cos, sin, keep)
-        return x + self.mlp(self.norm2(x))
+    def forward(self, x, cos, sin, keep, past=None, query=None):
+        y, kv = self.attn(self.norm1(x), cos, sin, keep, past, query)
+        x = x + y
+        return x + self.mlp(self.norm2(x)), kv
 
 
 class NclbTinyForMaskedLM(PreTrainedModel):
@@ -123,13 +137,24 @@ class NclbTinyForMaskedLM(PreTrainedModel):
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor | None = None,
+        query_positions: torch.Tensor | None = None,
+        past_key_values: tuple | None = None,
+        use_cache: bool = False,
         **kwargs,
     ) -> MaskedLMOutput:
-        """input_ids [B, N]; attention_mask [B, N] (1/True = real token, 0/False = padding)."""
+        """input_ids [B, N]; attention_mask [B, N] (1/True = real token, 0/False = padding);
+        query_positions [B, Q]: the columns whose logits come back (and, with past_key_values,
+        the only columns recomputed); use_cache: also return every column's keys and values."""
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids, dtype=torch.bool)
         real = attention_mask.bool()
         positions = (real.long().cumsum(-1) - 1).clamp(min=0)
+        cached = past_key_values is not None
+        if cached:
+            if query_positions is None:
+                raise ValueError("past_key_values needs query_positions (the columns to recompute)")
+            input_ids = input_ids.gather(1, query_positions)
+            positions = positions.gather(1, query_positions)
         x = self.embed(input_ids)
         if self.pos is not None:
             x = x + self.pos(positions.clamp(max=self.config.max_position_embeddings - 1))
@@ -141,6 +166,14 @@ class NclbTinyForMaskedLM(PreTrainedModel):
         angles = positions[:, None, :, None].float() * inv_freq
         cos, sin = angles.cos(), angles.sin()
         keep = real[:, None, None, :]
-        for block in self.blocks:
-            x = block(x, cos, sin, keep)
-        return MaskedLMOutput(logits=self.lm_head(self.norm(x)))
+        layers = []
+        for i, block in enumerate(self.blocks):
+            past = past_key_values[i] if cached else None
+            x, kv = block(x, cos, sin, keep, past, query_positions)
+            layers.append(kv)
+        if query_positions is not None and not cached:
+            x = x.gather(1, query_positions.unsqueeze(-1).expand(-1, -1, x.shape[-1]))
+        out = MaskedLMOutput(logits=self.lm_head(self.norm(x)))
+        if use_cache and not cached:
+            out["past_key_values"] = tuple(layers)
+        return out

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
-from nclb.config.compose import expand_sweeps, validate
+from nclb.config.compose import check_arguments, validate
 from nclb.config.paths import config_dir
 from nclb.errors import UserError, file_system_message
 from nclb.experiments import EXPERIMENTS
@@ -123,10 +123,10 @@ def print_sweep_table(folders: list[Path]) -> None:
 
 def train_command(argv: list[str]) -> None:
     """`nclb train`."""
-    from nclb.experiments.train_tiny import train
+    from nclb.experiments.train_tiny import train, validate_config
 
     overrides = [a for a in argv if not a.startswith("-") and not a.startswith("model=")]
-    validate("train", overrides, lambda cfg: None)
+    validate("train", overrides, validate_config)
     hydra_job("train", lambda cfg: train(cfg), overrides + [a for a in argv if a.startswith("-")])
 
 
@@ -162,7 +162,7 @@ def lm_eval_command(argv: list[str]) -> None:
 
     overrides = [a for a in argv if a not in ("-m", "--multirun")]
     sweep = len(overrides) < len(argv)
-    for combo in expand_sweeps(overrides) if sweep else [overrides]:
+    for combo in check_arguments(overrides) if sweep else [overrides]:
         evaluate(combo)
 
 

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from nclb.errors import UserError
+from nclb.schema import Integer
 
 DEFAULT = 1
+THREADS = Integer(min=1, words=("auto",), meaning="torch's default")
 
 
 def parse_threads(value: Any) -> int | None:
@@ -21,11 +22,8 @@ def parse_threads(value: Any) -> int | None:
     unset; a UserError for anything else."""
     if value is None:
         return DEFAULT
-    if value == "auto":
-        return None
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise UserError(f"threads={value!r} must be an integer >= 1 or auto (torch's default)")
-    return value
+    value = THREADS.check("threads", value)
+    return None if value == "auto" else value
 
 
 def use_threads(value: Any) -> int:

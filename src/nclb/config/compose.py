@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import itertools
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -18,6 +19,10 @@ LAUNCHER_PLUGINS = {
     "local": ("hydra_joblib_launcher", "hydra-joblib-launcher"),
     "slurm": ("hydra_submitit_launcher", "hydra-submitit-launcher"),
 }
+
+
+KEY_CHAR = re.compile(r"[A-Za-z0-9_\-]")
+KEY = re.compile(r"[A-Za-z0-9_\-]+([./@][A-Za-z0-9_\-]+)*")
 
 
 def expand_sweeps(overrides: list[str]) -> list[list[str]]:
@@ -82,22 +87,56 @@ def compose(config_name: str, overrides: list[str]) -> dict[str, Any]:
         raise UserError(f"{first} (check the key=value overrides; see configs/)") from None
 
 
+def check_key(item: str) -> None:
+    """A UserError for an override that is not key=value (Hydra's ~key deletion aside), has no
+    key, or whose key has a character no config key has (Hydra's lexer would say it in its own
+    words)."""
+    if "=" not in item and not item.startswith("~"):
+        raise UserError(
+            f"{item!r} is not a key=value override; write key=value "
+            "(`nclb COMMAND --help` lists the keys)"
+        )
+    key = item.lstrip("+~").partition("=")[0]
+    if not key:
+        raise UserError(f"{item!r} has no key before '='; write key=value (e.g. lam=0.2)")
+    if not KEY.fullmatch(key):
+        bad = next((c for c in key if not KEY_CHAR.fullmatch(c)), key[0])
+        raise UserError(
+            f"{item!r}: {bad!r} cannot be in a key (keys are ASCII letters, digits, _ and -, "
+            "joined by . or /); check the spelling"
+        )
+
+
 def check_arguments(overrides: list[str]) -> list[list[str]]:
     """Every combination of the sweep; a UserError for an argument that is not key=value
-    (Hydra's ~key deletion aside) or that Hydra cannot parse."""
+    (check_key) or that Hydra cannot parse."""
     from hydra.errors import HydraException
 
     for item in overrides:
-        if "=" not in item and not item.startswith("~"):
-            raise UserError(
-                f"{item!r} is not a key=value override; write key=value "
-                "(`nclb COMMAND --help` lists the keys)"
-            )
+        check_key(item)
     try:
         return expand_sweeps(overrides)
     except HydraException as err:
         first = str(err).strip().splitlines()[0]
         raise UserError(f"{first} (write key=value, or key=a,b for a sweep)") from None
+
+
+def check_added_keys(config_name: str, overrides: list[str]) -> None:
+    """A UserError for a +key=value override that adds a top-level key `config_name` does not
+    have (nothing would read it). Keys added inside a section (+task.x, +model.x) are left to
+    that section's own check, which names the keys it reads."""
+    added = [item for item in overrides if item.startswith("+")]
+    tops = {item.lstrip("+").partition("=")[0].split(".")[0]: item for item in added}
+    tops = {top: item for top, item in tops.items() if "/" not in top and top != "hydra"}
+    if not tops:
+        return
+    base = compose(config_name, [item for item in overrides if item not in added])
+    for top, item in tops.items():
+        if top not in base:
+            raise UserError(
+                f"{item}: {top} is not a config key of `{config_name}`; check the spelling "
+                f"(keys are listed in configs/{config_name}.yaml and its groups)"
+            )
 
 
 def check_common(cfg: dict[str, Any]) -> None:
@@ -116,6 +155,7 @@ def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any
     for combo in check_arguments(overrides):
         check_groups(combo)
         cfg = compose(config_name, combo)
+        check_added_keys(config_name, combo)
         check_common(cfg)
         results.append(check(cfg))
     return results

@@ -66,11 +66,16 @@ class TimedModel:
         if torch.device(self.model.device).type == "cuda":
             torch.cuda.synchronize(self.model.device)
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """The wrapped model's logits, with the time they took added to `forward_seconds`."""
         self._sync()
         start = time.perf_counter()
-        out = self.model.logits(ids, attention_mask)
+        out = self.model.logits(ids, attention_mask, columns)
         self._sync()
         self.forward_seconds += time.perf_counter() - start
         self.calls += 1

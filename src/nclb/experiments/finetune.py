@@ -28,6 +28,7 @@ from nclb.models.families import model_path
 from nclb.models.hf import HFMaskedLM
 from nclb.runs.revision import git_revision
 from nclb.runs.runlog import read_records, write_json_atomic
+from nclb.schema import Flag, Integer, Number, OneOf, field_rule, from_fields, setting
 from nclb.tasks.base import ChecksTrace, HasReference, Task, Trainable
 from nclb.tasks.build import SOURCES, build_task, model_context, problems
 from nclb.threads import use_threads
@@ -92,8 +93,7 @@ def load_items(
     """Training items from trace files and gold traces, and how many came from each."""
     items, counts = [], {"traces": 0, "gold": 0, "dropped": 0}
     mode = data.get("trace_mode", "posterior")
-    if mode not in TRACE_MODES:
-        raise UserError(f"data.trace_mode={mode!r} must be one of {list(TRACE_MODES)}")
+    field_rule(FinetuneData, "trace_mode").check("data.trace_mode", mode)
     floor = data.get("min_answer_logprob")
     for path in data.get("traces") or []:
         if not Path(path).is_file():
@@ -211,25 +211,45 @@ def save_model(lm: MaskedLM, source: Path | None, folder: Path, lora: dict[str, 
     return target
 
 
+@dataclass
+class FinetuneOptim:
+    """The bounded `optim:` keys of configs/finetune.yaml."""
+
+    lr: float = setting(3e-4, Number(open_min=True))
+    steps: int = setting(300, Integer(min=1))
+    batch_size: int = setting(32, Integer(min=1))
+    grad_accum: int = setting(1, Integer(min=1))
+    warmup_frac: float = setting(0.05, Number(max=1))
+    min_lr_ratio: float = setting(0.1, Number(max=1))
+    weight_decay: float = setting(0.0, Number())
+    grad_clip: float = setting(1.0, Number(open_min=True))
+
+
+@dataclass
+class FinetuneData:
+    """The bounded `data:` keys of configs/finetune.yaml."""
+
+    trace_mode: str = setting("posterior", OneOf(options=TRACE_MODES))
+    require_trace_ok: bool = setting(False, Flag())
+    gold_n: int = setting(0, Integer(min=0))
+    gold_source: str = setting("train_stream", OneOf(options=SOURCES))
+    gold_seed: int = setting(7, Integer(min=0))
+
+
+@dataclass
+class FinetuneOptions:
+    """The bounded top-level keys of configs/finetune.yaml."""
+
+    mask_eps: float = setting(1e-3, Number(max=1, open_min=True, open_max=True))
+    log_every: int = setting(50, Integer(min=1))
+    seed: int = setting(0, Integer(min=0))
+
+
 def validate_config(cfg: dict[str, Any]) -> None:
     """One-line errors for bad values, before anything loads."""
-    optim = cfg["optim"]
-    for key in ("steps", "batch_size", "grad_accum"):
-        value = optim.get(key)
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            raise UserError(f"optim.{key}={value!r} must be an integer >= 1")
-    if not float(optim["lr"]) > 0:
-        raise UserError(f"optim.lr={optim['lr']!r} must be > 0")
-    if cfg["data"].get("trace_mode", "posterior") not in TRACE_MODES:
-        raise UserError(
-            f"data.trace_mode={cfg['data']['trace_mode']!r} must be one of {list(TRACE_MODES)}"
-        )
-    if cfg["data"].get("gold_source", "train_stream") not in SOURCES:
-        raise UserError(
-            f"data.gold_source={cfg['data']['gold_source']!r} must be one of {list(SOURCES)}"
-        )
-    if not 0 < float(cfg.get("mask_eps", 1e-3)) < 1:
-        raise UserError(f"mask_eps={cfg.get('mask_eps')!r} must be in (0, 1)")
+    from_fields(FinetuneOptim, cfg["optim"], "optim.")
+    from_fields(FinetuneData, cfg["data"], "data.")
+    from_fields(FinetuneOptions, cfg)
 
 
 def load_trainable(

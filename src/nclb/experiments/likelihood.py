@@ -8,9 +8,9 @@ from collections.abc import Sequence
 
 import torch
 
-from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.scoring import region_apply
+from nclb.schema import OneOf
 
 ANSWER_SCORES = ("marginal", "chain")
 
@@ -23,8 +23,7 @@ def answer_states(region: list[int], span: tuple[int, int], mask_id: int, mode: 
     chain: one state per answer position, left to right, the positions before it revealed
     (the chain rule, exact under the model's conditionals; one pass per answer token).
     """
-    if mode not in ANSWER_SCORES:
-        raise UserError(f"answer_score={mode!r} must be one of {list(ANSWER_SCORES)}")
+    OneOf(options=ANSWER_SCORES).check("answer_score", mode)
     start, end = span
     if mode == "marginal":
         state = list(region)

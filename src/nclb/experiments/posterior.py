@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from nclb.models.build import build_model
 from nclb.runs.revision import git_revision
 from nclb.runs.runlog import read_records, write_json_atomic
 from nclb.runs.runner import decode
+from nclb.schema import Flag, Integer, OneOf, from_fields, setting
 from nclb.tasks.base import ChecksTrace, Task
 from nclb.tasks.build import SOURCES, build_task, model_context, problems
 from nclb.tasks.outputs import read_output
@@ -153,19 +155,22 @@ def trace_records(
     return records
 
 
+@dataclass
+class PosteriorOptions:
+    """The keys of configs/posterior.yaml that `nclb run` does not have."""
+
+    source: str = setting("examples", OneOf(options=SOURCES))
+    n: int | None = setting(200, Integer(min=1, nullable=True, meaning="null = all examples"))
+    train_seed: int = setting(7, Integer(min=0))
+    samples: int = setting(1, Integer(min=1))
+    prior: bool = setting(True, Flag())
+    answer_score: str = setting("marginal", OneOf(options=ANSWER_SCORES))
+
+
 def validate_config(cfg: dict[str, Any]):
     """The run settings of a posterior config, or a one-line UserError."""
-    settings = resolve({**cfg, "gamma": None, "limit": None, "resume": False})
-    samples = cfg.get("samples", 1)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise UserError(f"samples={samples!r} must be an integer >= 1")
-    if cfg.get("source", "examples") not in SOURCES:
-        raise UserError(f"source={cfg.get('source')!r} must be one of {list(SOURCES)}")
-    if cfg.get("answer_score", "marginal") not in ANSWER_SCORES:
-        raise UserError(
-            f"answer_score={cfg.get('answer_score')!r} must be one of {list(ANSWER_SCORES)}"
-        )
-    return settings
+    from_fields(PosteriorOptions, cfg)
+    return resolve({**cfg, "gamma": None, "limit": None, "resume": False})
 
 
 def posterior(cfg: dict[str, Any]) -> dict[str, Any]:

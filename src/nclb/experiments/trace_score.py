@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import math
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ from nclb.runs.revision import git_revision
 from nclb.runs.runlog import write_json_atomic
 from nclb.runs.runner import decode
 from nclb.sampler import Generation, build_decoder
+from nclb.schema import Integer, OneOf, from_fields, setting
 from nclb.tasks.build import build_task, model_context
 from nclb.tasks.outputs import read_output
 from nclb.tasks.template import fill_answer, gold_answer_text
@@ -101,15 +103,20 @@ def partial_states(
     return state, (sum(conf) / len(conf) if conf else float("nan"))
 
 
+@dataclass
+class TraceScoreOptions:
+    """The bounded keys of configs/trace_score.yaml that `nclb run` does not have."""
+
+    n: int | None = setting(300, Integer(min=1, nullable=True, meaning="null = all examples"))
+    answer_score: str = setting("marginal", OneOf(options=ANSWER_SCORES))
+
+
 def validate_config(cfg: dict[str, Any]):
     """Run settings for the greedy left-to-right decoding, or a one-line UserError."""
     fractions = cfg.get("fractions") or []
     if not fractions or not all(isinstance(f, int | float) and 0 <= f <= 1 for f in fractions):
         raise UserError(f"fractions={fractions!r} must be a non-empty list of numbers in [0, 1]")
-    if cfg.get("answer_score", "marginal") not in ANSWER_SCORES:
-        raise UserError(
-            f"answer_score={cfg.get('answer_score')!r} must be one of {list(ANSWER_SCORES)}"
-        )
+    from_fields(TraceScoreOptions, cfg)
     run_cfg = {
         **cfg,
         "decoder": {"name": "ktoken", "k": 1, "order": "left_to_right"},

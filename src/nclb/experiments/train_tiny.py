@@ -14,6 +14,7 @@ import json
 import shutil
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +26,7 @@ from tqdm import tqdm
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.hf import FAMILIES, HFMaskedLM, resolve_device
+from nclb.schema import Flag, Integer, Number, OneOf, from_fields, from_mapping, setting
 from nclb.tasks.build import build_trainable_task
 from nclb.threads import use_threads
 from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
@@ -37,6 +39,73 @@ from nclb.training.schedule import ScheduledAdamW
 from nclb.types import Example
 
 EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
+SIZE = Integer(min=1)
+
+
+@dataclass
+class ArchOptions:
+    """The `arch:` keys of configs/train.yaml (NclbTinyConfig fields)."""
+
+    hidden_size: int = setting(128, SIZE)
+    num_hidden_layers: int = setting(4, SIZE)
+    num_attention_heads: int = setting(4, SIZE)
+    intermediate_size: int = setting(512, SIZE)
+    max_position_embeddings: int = setting(256, SIZE)
+    rope_theta: float = setting(10000.0, Number(open_min=True))
+    absolute_positions: bool = setting(False, Flag())
+    layer_norm_eps: float = setting(1e-5, Number(open_min=True))
+
+
+@dataclass
+class OptimOptions:
+    """The `optim:` keys of configs/train.yaml."""
+
+    lr: float = setting(1e-3, Number())
+    weight_decay: float = setting(0.01, Number())
+    warmup_frac: float = setting(0.03, Number(max=1))
+    min_lr_ratio: float = setting(0.1, Number(max=1))
+    steps: int = setting(100000, SIZE)
+    minutes: float = setting(45, Number(open_min=True))
+    batch_size: int = setting(64, SIZE)
+    grad_clip: float = setting(1.0, Number(open_min=True))
+
+
+@dataclass
+class TrainOptions:
+    """The top-level values of configs/train.yaml that training reads."""
+
+    mask_eps: float = setting(1e-3, Number(max=1, open_min=True, open_max=True))
+    corrupt: float = setting(0.0, Number(max=1, open_max=True))
+    mask_max: float = setting(1.0, Number(max=1, open_min=True))
+    seed: int = setting(0, Integer(min=0))
+    workers: int = setting(0, Integer(min=0))
+    resume: bool = setting(True, Flag())
+    eval_every: int = setting(500, SIZE)
+    eval_n: int = setting(128, SIZE)
+    bar_s: float = setting(10, Number())
+    export_dtype: str | None = setting(None, OneOf(nullable=True, options=tuple(EXPORT_DTYPES)))
+
+
+def validate_config(cfg: DictConfig | dict) -> None:
+    """One-line errors for a bad `nclb train` value, before anything loads or trains."""
+    data = OmegaConf.to_container(cfg, resolve=True) if isinstance(cfg, DictConfig) else cfg
+    arch = from_mapping(ArchOptions, data.get("arch"), "arch.")
+    from_mapping(OptimOptions, data.get("optim"), "optim.")
+    from_fields(TrainOptions, data)
+    if (
+        arch.hidden_size % arch.num_attention_heads
+        or (arch.hidden_size // arch.num_attention_heads) % 2
+    ):
+        raise UserError(
+            f"arch.hidden_size={arch.hidden_size} must split into arch.num_attention_heads="
+            f"{arch.num_attention_heads} heads of an even width"
+        )
+    if data.get("mask_eps", 1e-3) >= data.get("mask_max", 1.0):
+        raise UserError(
+            f"mask_eps={data.get('mask_eps')} must be below mask_max={data.get('mask_max')}"
+        )
+    resolve_device(str(data.get("device", "auto")))
+    build_trainable_task(dict(data["task"]))
 
 
 def training_view(model: NclbTinyForMaskedLM, tokenizer) -> HFMaskedLM:
@@ -205,6 +274,7 @@ def _starting_point(
 def train(cfg: DictConfig | dict) -> Path:
     """Train (or resume) per `cfg` (configs/train.yaml); returns the final checkpoint folder."""
     cfg = OmegaConf.create(cfg) if isinstance(cfg, dict) else cfg
+    validate_config(cfg)
     use_threads(cfg.get("threads"))
     device = resolve_device(cfg.device)
     task = build_trainable_task(OmegaConf.to_container(cfg.task, resolve=True))

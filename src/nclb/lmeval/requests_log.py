@@ -10,7 +10,6 @@ from __future__ import annotations
 import hashlib
 import json
 import sys
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ def run_folder(settings: RunSettings, harness: dict[str, Any]) -> tuple[Path, di
     (`harness`) added to the task, under `out_dir/<model>/<task>/<decoder>-<hash>`."""
     s = settings
     task = {**s.task, "lm_eval": harness}
-    identity = run_identity(s.model, task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    identity = run_identity(s.model, task, s.decoder_cfg, s.sampler.identity(), s.seed)
     return run_dir(s.out_dir, identity), identity
 
 

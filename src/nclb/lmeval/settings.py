@@ -5,9 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from nclb.config.compose import check_added_keys, check_key
 from nclb.config.paths import GROUPS, config_dir, group_options
 from nclb.errors import UserError
 from nclb.lmeval import LOCAL_TASKS
+from nclb.schema import Integer, from_fields, setting
 
 ROOT = "lm_eval"
 
@@ -17,9 +19,9 @@ class HarnessOptions:
     """The lm-eval side of an evaluation."""
 
     tasks: list[str]
-    num_fewshot: int | None
-    mc_samples: int
-    include_path: str | None
+    num_fewshot: int | None = setting(None, Integer(min=0, nullable=True))
+    mc_samples: int = setting(32, Integer(min=1))
+    include_path: str | None = None
 
 
 def compose_config(overrides: list[str]) -> dict[str, Any]:
@@ -30,12 +32,14 @@ def compose_config(overrides: list[str]) -> dict[str, Any]:
     from omegaconf.errors import OmegaConfBaseException
 
     for item in overrides:
+        check_key(item)
         key, _, value = item.lstrip("+~").partition("=")
         if key in GROUPS and value not in group_options(key):
             raise UserError(f"{key}={value} is unknown; choose one of {group_options(key)}")
     try:
         with initialize_config_dir(str(config_dir()), version_base=None):
             cfg = compose(ROOT, overrides=overrides)
+        check_added_keys(ROOT, overrides)
         return OmegaConf.to_container(cfg, resolve=True)
     except (HydraException, OmegaConfBaseException) as err:
         first = str(err).strip().splitlines()[0]
@@ -77,11 +81,12 @@ def compose_evaluation(overrides: list[str]) -> dict[str, Any]:
 
 def harness_options(cfg: dict[str, Any]) -> HarnessOptions:
     """The lm-eval keys of a composed config, checked."""
-    shots = cfg.get("num_fewshot")
-    if shots is not None and (isinstance(shots, bool) or not isinstance(shots, int) or shots < 0):
-        raise UserError(f"num_fewshot={shots!r} must be an integer >= 0 or null")
-    samples = cfg.get("mc_samples", 32)
-    if isinstance(samples, bool) or not isinstance(samples, int) or samples < 1:
-        raise UserError(f"mc_samples={samples!r} must be an integer >= 1")
-    include = cfg.get("include_path")
-    return HarnessOptions(task_names(cfg.get("tasks")), shots, samples, include or None)
+    return from_fields(
+        HarnessOptions,
+        {
+            "tasks": task_names(cfg.get("tasks")),
+            "num_fewshot": cfg.get("num_fewshot"),
+            "mc_samples": cfg.get("mc_samples", 32),
+            "include_path": cfg.get("include_path") or None,
+        },
+    )

@@ -6,6 +6,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from nclb.models.kvcache import CachedForward
+
 
 @runtime_checkable
 class TextCodec(Protocol):
@@ -21,10 +23,15 @@ class TextCodec(Protocol):
 
 
 class MaskedLM(Protocol):
-    """A masked diffusion LM: ids [B, N] in, logits [B, N, V] out, position i predicts token i.
+    """A masked diffusion LM: ids [B, N] in, logits at the asked columns out, position i
+    predicts token i.
 
     Adapters hide the family quirks (Dream's shifted logits, LLaDA ignoring the attention mask).
     `attention_mask` is a bool [B, N] tensor, True on real tokens, False on left padding.
+    `columns` is the query set: long [B, Q] column indices into `ids` (per row, any order, not
+    necessarily contiguous); the model computes logits only there (None: every column).
+    `cached_forward` is the model's forward over a key/value cache (nclb.models.kvcache), or
+    None for a model that cannot keep one (then only `cache=none` runs on it).
     """
 
     mask_id: int
@@ -34,9 +41,15 @@ class MaskedLM(Protocol):
     device: torch.device
     vocab_size: int
     supports_padding: bool  # whether left-padded rows get the logits of unpadded ones
+    cached_forward: CachedForward | None
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Float logits [B, N, V] for every position of `ids`."""
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Float logits [B, Q, V] at `columns` [B, Q] of `ids` (every column when None)."""
         ...
 
     def prompt_ids(self, text: str) -> list[int]:

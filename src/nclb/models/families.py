@@ -28,6 +28,18 @@ def model_path(cfg: dict, task_name: str) -> str | Path | None:
     return tiny_checkpoint(task_name) if cfg.get("name") == "tiny" else None
 
 
+def serves_cache(cfg: dict) -> bool | None:
+    """Whether the model a config names can keep a key/value cache: a Hugging Face family's
+    answer (it has nclb's cached forward), False for the oracle and reference models, None for
+    a plugin family (known once it is loaded)."""
+    from nclb.models.hf import FAMILIES
+
+    name = cfg.get("family") or cfg.get("name")
+    if name in FAMILIES:
+        return FAMILIES[name].forward is not None
+    return False if name in ("oracle", "reference") else None
+
+
 def loader_keys(cfg: dict) -> dict:
     """The model config without the keys that steer the run rather than the loader."""
     return {key: val for key, val in cfg.items() if key not in RUN_KEYS}

@@ -23,6 +23,9 @@ import torch
 from safetensors import SafetensorError
 
 from nclb.errors import UserError
+from nclb.models.kvcache import CachedForward, KVCache, gather_columns
+from nclb.models.padding import padded_positions, pairwise_mask
+from nclb.schema import Device, Flag, Integer, OneOf, field_rule, from_mapping, setting
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +47,13 @@ class Family:
         "4d" (a bool [B, 1, N, N] mask plus position ids counted from the first real token).
     auto_class: the transformers auto class named in the checkpoint's `auto_map`.
     mask_token, eos_tokens: token strings looked up in the checkpoint's tokenizer.
+    separable_head: the released code exposes its base model (`get_decoder()`, returning
+        `last_hidden_state`) apart from its LM head (`get_output_embeddings()`), so logits are
+        computed at the asked columns only; else the whole forward runs and they are picked.
+    query_positions: the model's own forward takes `query_positions` and computes its head at
+        those columns only (the tiny model).
+    forward: the name of the family's own key/value-cache forward in nclb.models.forwards
+        (BUILDERS), or None where it has none (then only cache=none runs on it).
     """
 
     name: str
@@ -52,6 +62,9 @@ class Family:
     auto_class: str
     mask_token: str | None = None
     eos_tokens: tuple[str, ...] = ()
+    separable_head: bool = False
+    query_positions: bool = False
+    forward: str | None = None
 
     @property
     def supports_padding(self) -> bool:
@@ -60,7 +73,14 @@ class Family:
 
 
 FAMILIES = {
-    "tiny": Family("tiny", shifted=False, attention="2d", auto_class="AutoModelForMaskedLM"),
+    "tiny": Family(
+        "tiny",
+        shifted=False,
+        attention="2d",
+        auto_class="AutoModelForMaskedLM",
+        query_positions=True,
+        forward="tiny",
+    ),
     "llada": Family(
         "llada",
         shifted=False,
@@ -68,6 +88,7 @@ FAMILIES = {
         auto_class="AutoModel",
         mask_token="<|mdm_mask|>",
         eos_tokens=("<|endoftext|>", "<|eot_id|>"),
+        forward="llada",
     ),
     "dream": Family(
         "dream",
@@ -76,11 +97,13 @@ FAMILIES = {
         auto_class="AutoModel",
         mask_token="<|mask|>",
         eos_tokens=("<|endoftext|>", "<|im_end|>"),
+        separable_head=True,
+        forward="dream",
     ),
 }
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
-CHAT_TEMPLATE = ("auto", True, False)
+DEVICE = Device()
 
 
 class HFCodec:
@@ -112,22 +135,6 @@ class HFCodec:
 def shift_right(logits: torch.Tensor) -> torch.Tensor:
     """Align next-token logits so that position i predicts token i (position 0 copies itself)."""
     return torch.cat([logits[:, :1], logits[:, :-1]], dim=1)
-
-
-def pairwise_mask(real: torch.Tensor) -> torch.Tensor:
-    """Bool [B, 1, N, N] from a padding mask [B, N]: every row attends to the real tokens only.
-
-    Padded rows also attend to themselves, so no row is fully masked (which would give NaN in
-    some attention kernels); real rows never see padding either way.
-    """
-    n = real.shape[1]
-    eye = torch.eye(n, dtype=torch.bool, device=real.device)
-    return (real[:, None, None, :] | eye).expand(-1, 1, n, n)
-
-
-def padded_positions(real: torch.Tensor) -> torch.Tensor:
-    """Position ids [B, N] that start at 0 on each row's first real token (0 on padding)."""
-    return (real.long().cumsum(-1) - 1).clamp(min=0)
 
 
 @dataclass(frozen=True)
@@ -191,12 +198,40 @@ def resolve_special_ids(
     return SpecialIds(mask_id=mask, pad_id=pad, eos_ids=tuple(eos))
 
 
+class ServedForward:
+    """A family's CachedForward as HFMaskedLM serves it: inputs moved to the model's device,
+    no gradients, logits finished as `HFMaskedLM.logits` finishes them."""
+
+    def __init__(self, forward: CachedForward, lm: HFMaskedLM) -> None:
+        self.forward = forward
+        self.lm = lm
+
+    def __call__(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        columns: torch.Tensor,
+        cache: KVCache | None,
+    ) -> tuple[torch.Tensor, KVCache | None]:
+        """Logits [B, Q, V] at `columns` and the cache (nclb.models.kvcache.CachedForward)."""
+        device = self.lm.device
+        with torch.no_grad():
+            logits, kept = self.forward(
+                ids.to(device), attention_mask.to(device, torch.bool), columns.to(device), cache
+            )
+        return self.lm.finish(logits), kept
+
+
 class HFMaskedLM:
     """A transformers model and tokenizer as a MaskedLM (position i predicts token i).
 
     supports_padding: False for LLaDA, whose released code ignores the attention mask; a runner
     should then batch prompts of equal length (left padding is allowed but changes the logits).
     suppress_eos: set every eos logit to -inf, so the sampler never commits one (LLaDA EVAL.md).
+    cached_forward: the family's own forward over a key/value cache (Family.forward) on this
+    model's weights, serving logits as `logits` does; None where the family has none or cannot
+    serve this checkpoint (`no_cache_reason` says why). Rebuilt when `model` is replaced (e.g.
+    wrapped with adapters).
     """
 
     def __init__(
@@ -228,11 +263,61 @@ class HFMaskedLM:
         self.suppress_eos = suppress_eos
         self.supports_padding = family.supports_padding
         self._warned_padding = False
+        self._served: tuple[Any, CachedForward | None, str | None] = (None, None, None)
+
+    @property
+    def cached_forward(self) -> CachedForward | None:
+        """The family's key/value-cache forward on this model, or None (see the class doc)."""
+        return self._serve()[0]
+
+    @property
+    def no_cache_reason(self) -> str | None:
+        """Why `cached_forward` is None (None when there is one)."""
+        return self._serve()[1]
+
+    def _serve(self) -> tuple[CachedForward | None, str | None]:
+        """The cached forward of the current `model` and why there is none, built once per
+        model object."""
+        built_for, forward, reason = self._served
+        if built_for is not self.model:
+            forward, reason = self._build_forward()
+            self._served = (self.model, forward, reason)
+        return forward, reason
+
+    def _build_forward(self) -> tuple[CachedForward | None, str | None]:
+        if self.family.forward is None:
+            return None, f"model.family={self.family.name} has no key/value-cache forward"
+        from nclb.models.forwards import UnsupportedCheckpoint, build_forward
+
+        try:
+            return ServedForward(build_forward(self.family.forward, self.model), self), None
+        except UnsupportedCheckpoint as err:
+            return None, str(err)
 
     @torch.no_grad()
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        """Float32 logits [B, N, V]; position i predicts token i for every family."""
-        out = self.training_logits(ids, attention_mask).float()
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Float32 logits [B, Q, V] at `columns` [B, Q] (every column when None); position i
+        predicts token i for every family. Where the family's head is separable it runs at
+        the asked columns only."""
+        ids = ids.to(self.device)
+        columns = None if columns is None else columns.to(self.device)
+        if self.family.separable_head:
+            return self.finish(self._head_logits(ids, attention_mask, columns))
+        if self.family.query_positions and columns is not None:
+            real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+            kwargs = self._attention_kwargs(real)
+            return self.finish(self.model(input_ids=ids, query_positions=columns, **kwargs).logits)
+        out = self.training_logits(ids, attention_mask)
+        return self.finish(out if columns is None else gather_columns(out, columns))
+
+    def finish(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits as the sampler gets them: float32, every eos at -inf when suppress_eos."""
+        out = logits.float()
         if self.suppress_eos:
             out[..., list(self.eos_ids)] = float("-inf")
         return out
@@ -246,6 +331,19 @@ class HFMaskedLM:
         real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
         out = self.model(input_ids=ids, **self._attention_kwargs(real)).logits
         return shift_right(out) if self.family.shifted else out
+
+    def _head_logits(
+        self, ids: torch.Tensor, attention_mask: torch.Tensor | None, columns: torch.Tensor | None
+    ) -> torch.Tensor:
+        """The released base model over every column, its LM head at `columns` only (for a
+        shifted family the head reads the hidden state before each column; column 0 its own)."""
+        real = None if attention_mask is None else attention_mask.to(self.device, torch.bool)
+        body = self.model.get_decoder()
+        hidden = body(input_ids=ids, **self._attention_kwargs(real)).last_hidden_state
+        if columns is None:
+            columns = torch.arange(ids.shape[1], device=ids.device).expand(ids.shape[0], -1)
+        reads = (columns - 1).clamp(min=0) if self.family.shifted else columns
+        return self.model.get_output_embeddings()(gather_columns(hidden, reads))
 
     def _attention_kwargs(self, real: torch.Tensor | None) -> dict[str, Any]:
         """The padding arguments this family's forward takes (none when nothing is padded)."""
@@ -311,7 +409,7 @@ def get_family(name: str) -> Family:
 
 def resolve_device(spec: str) -> torch.device:
     """auto -> cuda if a GPU is visible, else cpu; cuda / cuda:N must exist."""
-    spec = str(spec)
+    spec = DEVICE.check("device", str(spec))
     if spec == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if spec == "cpu":
@@ -322,22 +420,19 @@ def resolve_device(spec: str) -> torch.device:
                 f"device={spec} requested but no CUDA GPU is visible; use device=cpu or device=auto"
             )
         index = spec.partition(":")[2]
-        if index and (not index.isdigit() or int(index) >= torch.cuda.device_count()):
+        if index and int(index) >= torch.cuda.device_count():
             raise ModelLoadError(
                 f"device={spec} does not exist ({torch.cuda.device_count()} GPUs visible); "
                 "use device=cuda:0 or device=auto"
             )
         return torch.device(spec)
-    raise ModelLoadError(f"device={spec!r} must be one of auto, cpu, cuda, cuda:N")
 
 
 def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     """auto -> bf16 on CUDA, fp32 on CPU; else bf16 | fp16 | fp32."""
     if spec == "auto":
         return torch.bfloat16 if device.type == "cuda" else torch.float32
-    if spec not in DTYPES:
-        raise ModelLoadError(f"model.dtype={spec!r} must be one of auto, {', '.join(DTYPES)}")
-    return DTYPES[spec]
+    return DTYPES[field_rule(ModelOptions, "dtype").check("model.dtype", spec)]
 
 
 def _looks_local(path: str) -> bool:
@@ -375,36 +470,24 @@ class ModelOptions:
 
     family: str
     path: str
-    dtype: str = "auto"
-    device: str = "auto"
-    trust_remote_code: bool = True
-    local_files_only: bool = True
-    chat_template: bool | str = "auto"
-    suppress_eos: bool = False
-    mask_id: int | None = None
+    dtype: str = setting("auto", OneOf(options=("auto", *DTYPES)))
+    device: str = setting("auto", DEVICE)
+    trust_remote_code: bool = setting(True, Flag())
+    local_files_only: bool = setting(True, Flag())
+    chat_template: bool | str = setting("auto", Flag(words=("auto",)))
+    suppress_eos: bool = setting(False, Flag())
+    mask_id: int | None = setting(None, Integer(min=0, nullable=True, meaning="a token id"))
 
     @classmethod
     def from_cfg(cls, cfg: Mapping[str, Any]) -> ModelOptions:
         """Check keys and values; `name` (the config's own label) is ignored."""
-        known = set(cls.__dataclass_fields__)
-        unknown = sorted(set(cfg) - known - {"name"})
-        if unknown:
-            raise ModelLoadError(f"model.{unknown[0]} is not a model key; known: {sorted(known)}")
         for key in ("family", "path"):
             if not cfg.get(key):
                 raise ModelLoadError(f"model.{key} is required")
-        opts = cls(**{k: v for k, v in cfg.items() if k in known})
-        for key in ("trust_remote_code", "local_files_only", "suppress_eos"):
-            if not isinstance(getattr(opts, key), bool):
-                raise ModelLoadError(f"model.{key}={getattr(opts, key)!r} must be true or false")
-        if opts.chat_template not in CHAT_TEMPLATE:
-            raise ModelLoadError(
-                f"model.chat_template={opts.chat_template!r} must be auto, true or false"
-            )
-        mask_id = opts.mask_id
-        if mask_id is not None and (type(mask_id) is not int or mask_id < 0):
-            raise ModelLoadError(f"model.mask_id={opts.mask_id!r} must be a token id or null")
-        return opts
+        try:
+            return from_mapping(cls, cfg, "model.", ignore=("name",))
+        except UserError as err:
+            raise ModelLoadError(str(err)) from None
 
 
 def load_hf_model(cfg: Mapping[str, Any]) -> HFMaskedLM:

@@ -11,6 +11,8 @@ import itertools
 
 import torch
 
+from nclb.models.kvcache import gather_columns
+
 SYMBOLS = "abcdefghijklmnop"
 
 
@@ -44,6 +46,7 @@ class OracleModel:
         self.eos_ids = (self.content + 2,)
         self.vocab_size = self.content + 3
         self.supports_padding = True
+        self.cached_forward = None  # no key/value cache: cache=none only
         self.device = torch.device("cpu")
         self.codec = CharCodec(SYMBOLS[: self.content])
         self.joint = (probs / probs.sum()).double()
@@ -68,7 +71,12 @@ class OracleModel:
         uniform = torch.full_like(marg, 1.0 / self.content)
         return torch.where(total > 0, marg / total.clamp(min=1e-300), uniform)
 
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Exact conditional log-probs at the region, one-hot elsewhere; specials get -1e9.
 
         A masked region position j gets log p(x_j | the unmasked region positions); an unmasked
@@ -82,7 +90,7 @@ class OracleModel:
         cond = self.leave_one_out(region)
         out[:, n - self.length :, : self.content] = cond.clamp(min=1e-30).log().float()
         out[:, n - self.length :, self.content :] = -1e9
-        return out
+        return out if columns is None else gather_columns(out, columns)
 
     def leave_one_out(self, region: torch.Tensor) -> torch.Tensor:
         """p(x_j = v | the unmasked positions other than j) for every j: [B, length, V]."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import torch
 
 from nclb.errors import UserError
+from nclb.models.kvcache import gather_columns
 from nclb.types import Canvas, Example, ReferenceSource
 
 MASK_ID, PAD_ID, EOS_ID = 256, 257, 258
@@ -51,6 +52,7 @@ class ReferenceModel:
     eos_ids = (EOS_ID,)
     vocab_size = VOCAB_SIZE
     supports_padding = True
+    cached_forward = None  # no key/value cache: cache=none only
 
     def __init__(self, gen_length: int, confidence: float = 50.0) -> None:
         self.codec = ByteCodec()
@@ -116,7 +118,12 @@ class ReferenceModel:
         )
 
     @torch.no_grad()
-    def logits(self, ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+    def logits(
+        self,
+        ids: torch.Tensor,
+        attention_mask: torch.Tensor | None = None,
+        columns: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """[B, N, V] logits: `confidence` on the reference token of each position, 0 elsewhere."""
         target = ids.clone()
         for b, row in enumerate(ids.tolist()):
@@ -129,4 +136,5 @@ class ReferenceModel:
             target[b, offset : offset + span] = torch.tensor(region[:span])
         target[target == MASK_ID] = EOS_ID
         out = torch.zeros(*ids.shape, VOCAB_SIZE, device=ids.device)
-        return out.scatter_(2, target.unsqueeze(-1), self.confidence)
+        out.scatter_(2, target.unsqueeze(-1), self.confidence)
+        return out if columns is None else gather_columns(out, columns)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -42,5 +41,5 @@ def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
 def run_folder(s: RunSettings) -> Path:
     """The run folder of resolved settings (as `nclb run` names it)."""
     return run_dir(
-        s.out_dir, run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+        s.out_dir, run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
     )

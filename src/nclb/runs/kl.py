@@ -43,44 +43,23 @@ from nclb.models.base import MaskedLM
 from nclb.models.scoring import region_apply
 from nclb.sampler.loop import Generation, SamplerConfig, StepRecord
 from nclb.sampler.policy import Decoder
+from nclb.schema import Flag, Integer, Number, OneOf, field_rule, from_mapping, setting
 from nclb.types import Canvas
 
 KL_ORDERS = ("entropy", "left_to_right")
 KL_ESTIMATORS = ("rb", "sample")
-# decoders whose commit sets depend on the state's entropies only (besides ktoken and llada)
-STATE_ONLY_DECODERS = ("med", "ar_med", "eb")
 
 
 @dataclass
 class KLOptions:
     """The `metrics:` block of configs/config.yaml."""
 
-    kl: bool = False
-    kl_estimator: str = "rb"
-    kl_order: str = "entropy"
-    kl_pair_max: int = 32
-    kl_pair_mass: float = 0.9999
-    kl_batch: int = 64
-
-
-def unsupported_decoder(decoder: Decoder) -> str | None:
-    """Why the estimators cannot score `decoder` (None when they can). They assume that each step
-    commits a set of positions chosen from the state alone, each drawn from its marginal and never
-    taken back; a choice by the sampled token's probability breaks the product of marginals."""
-    name = getattr(decoder, "name", type(decoder).__name__)
-    if name in STATE_ONLY_DECODERS:
-        return None
-    if name == "ktoken":
-        if getattr(decoder, "order", None) == "confidence":
-            return "decoder.order=confidence ranks positions by the sampled token's probability"
-        return None
-    if name == "threshold":
-        return "decoder=threshold commits by the sampled token's probability"
-    if name == "llada":
-        if getattr(decoder, "remasking", None) == "random":
-            return None
-        return "decoder.remasking=low_confidence ranks positions by the sampled token's probability"
-    return f"decoder={name} chooses (or takes back) positions by more than the state's entropies"
+    kl: bool = setting(False, Flag())
+    kl_estimator: str = setting("rb", OneOf(options=KL_ESTIMATORS))
+    kl_order: str = setting("entropy", OneOf(options=KL_ORDERS))
+    kl_pair_max: int = setting(32, Integer(min=0))
+    kl_pair_mass: float = setting(0.9999, Number(max=1, open_min=True))
+    kl_batch: int = setting(64, Integer(min=1))
 
 
 def kl_options(
@@ -88,26 +67,7 @@ def kl_options(
 ) -> KLOptions:
     """Validate the `metrics` config against the sampler (and decoder, when given) settings;
     one-line errors."""
-    metrics = dict(metrics or {})
-    known = set(KLOptions.__dataclass_fields__)
-    unknown = sorted(set(metrics) - known)
-    if unknown:
-        raise UserError(f"metrics.{unknown[0]} is not a metrics key; known: {sorted(known)}")
-    opts = KLOptions(**metrics)
-    if not isinstance(opts.kl, bool):
-        raise UserError(f"metrics.kl={opts.kl!r} must be true or false")
-    if opts.kl_estimator not in KL_ESTIMATORS:
-        raise UserError(
-            f"metrics.kl_estimator={opts.kl_estimator!r} must be one of {list(KL_ESTIMATORS)}"
-        )
-    if opts.kl_order not in KL_ORDERS:
-        raise UserError(f"metrics.kl_order={opts.kl_order!r} must be one of {list(KL_ORDERS)}")
-    if not (isinstance(opts.kl_pair_max, int) and opts.kl_pair_max >= 0):
-        raise UserError(f"metrics.kl_pair_max={opts.kl_pair_max!r} must be an integer >= 0")
-    if not 0 < float(opts.kl_pair_mass) <= 1:
-        raise UserError(f"metrics.kl_pair_mass={opts.kl_pair_mass!r} must be in (0, 1]")
-    if not (isinstance(opts.kl_batch, int) and opts.kl_batch >= 1):
-        raise UserError(f"metrics.kl_batch={opts.kl_batch!r} must be an integer >= 1")
+    opts = from_mapping(KLOptions, metrics, "metrics.")
     if opts.kl:
         if sampler.temperature <= 0:
             raise UserError(
@@ -117,11 +77,11 @@ def kl_options(
             raise UserError("metrics.kl=true cannot score early-exit commits; set gamma=null")
         if sampler.stop_on_eos:
             raise UserError("metrics.kl=true cannot score eos filling; set stop_on_eos=false")
-        why = unsupported_decoder(decoder) if decoder is not None else None
+        why = decoder.kl_unsupported() if decoder is not None else None
         if why:
             raise UserError(
-                f"metrics.kl=true cannot score this decoder: {why}; use decoder=ktoken "
-                "(order=entropy, margin, random or left_to_right), med, ar_med or eb"
+                f"metrics.kl=true cannot score this decoder: {why}; use a decoder that "
+                "declares itself re-scorable (docs/kl.md lists them)"
             )
     return opts
 
@@ -296,8 +256,7 @@ def kl_summary(
     if all(v is not None for v in rb_values):
         rb_mean, rb_se = mean_stderr(rb_values)
     estimator = estimator or rows[-1].get("estimator", "sample")
-    if estimator not in KL_ESTIMATORS:
-        raise UserError(f"metrics.kl_estimator={estimator!r} must be one of {list(KL_ESTIMATORS)}")
+    field_rule(KLOptions, "kl_estimator").check("metrics.kl_estimator", estimator)
     n = len(rows)
     pairs = [k for r in rows for k in r["pair_kl"]]
     chosen = (rb_mean, rb_se) if estimator == "rb" else (sample_mean, sample_se)

@@ -20,7 +20,14 @@ from nclb.runs.identity import run_dir, run_identity
 from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.lock import RunLock
 from nclb.runs.revision import git_revision
-from nclb.runs.runlog import RECORDS, SUMMARY, RecordWriter, read_records, write_json_atomic
+from nclb.runs.runlog import (
+    RECORDS,
+    RUN_RECORD,
+    SUMMARY,
+    RecordWriter,
+    read_records,
+    write_json_atomic,
+)
 from nclb.runs.stale import set_aside_stale_records
 from nclb.sampler import Decoder, Generation, SamplerConfig, generate
 from nclb.sampler.streams import default_streams, stream_id
@@ -105,6 +112,9 @@ def make_record(
         "gold": ex.gold if isinstance(ex.gold, str | int | float | bool | None) else str(ex.gold),
         "correct": bool(score.correct),
         "nfe": gen.nfe,
+        "computed": gen.computed,
+        "refreshes": gen.refreshes,
+        "cache_kl": gen.cache_kl,
         "gen_tokens": committed,
         "seconds": seconds,
         "exit_step": gen.exit_step,
@@ -118,6 +128,13 @@ def make_record(
     return record
 
 
+def mean_of(records: list[dict[str, Any]], key: str) -> float | None:
+    """The mean of `key` over the records that log it (None when none does: records written
+    before the key existed)."""
+    values = [r[key] for r in records if key in r]
+    return sum(values) / len(values) if values else None
+
+
 def summarize(
     records: list[dict[str, Any]], new: int, wall: float, cfg: dict[str, Any], folder: Path
 ) -> dict:
@@ -129,6 +146,9 @@ def summarize(
         "n": n,
         "accuracy": sum(r["correct"] for r in records) / n if n else None,
         "mean_nfe": nfe / n if n else None,
+        "mean_computed": mean_of(records, "computed"),
+        "mean_refreshes": mean_of(records, "refreshes"),
+        "mean_cache_kl": mean_of([r for r in records if r.get("cache_kl") is not None], "cache_kl"),
         "mean_gen_tokens": sum(r["gen_tokens"] for r in records) / n if n else None,
         "tokens_per_nfe": sum(r["gen_tokens"] for r in records) / nfe if nfe else None,
         "exit_rate": sum(r["exit_step"] is not None for r in records) / n if n else None,
@@ -163,29 +183,55 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     s = resolve(cfg)
     kl_opts = kl_options(cfg.get("metrics"), s.sampler, s.decoder)
     task = build_task(s.task)
-    examples = task.examples(s.limit)
+    every = task.examples()  # the ids a record of this run may have, beyond `limit` too
+    examples = every[: s.limit]
     shard = sharding.join()  # rank 0 of 1 unless torchrun started several processes
     s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
     model = build_model(s.model, model_context(task, examples, s.gen_length))
-    opened = open_run(s, shard)
-    finished = {r["id"] for r in opened.done}
-    todo = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished]
-    todo = shard.split(todo)
-    start = time.perf_counter()
-    new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
-    merged = shard.merge(opened.folder, [ex.id for ex in examples], new)
-    if merged is None:
-        return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
-    return finalize(cfg, s, task, model, opened, merged, time.perf_counter() - start, shard)
+    opened = open_run(s, shard, {ex.id for ex in every})
+    try:
+        finished = {r["id"] for r in opened.done}
+        todo = [
+            (ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished
+        ]
+        todo = shard.split(todo)
+        start = time.perf_counter()
+        new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
+        merged = shard.merge(opened.folder, [ex.id for ex in examples], new)
+        if merged is None:
+            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
+        return finalize(cfg, s, task, model, opened, merged, time.perf_counter() - start, shard)
+    finally:  # also when the run is rejected or stopped: no lock file outlives it
+        if opened.lock is not None:
+            opened.lock.release()
 
 
-def open_run(s: RunSettings, shard: sharding.Shard) -> OpenRun:
+def open_run(s: RunSettings, shard: sharding.Shard, known: set[str]) -> OpenRun:
     """Lock the run's folder (another process on it waits, then resumes) and read the records
-    to resume from; records of a replaced checkpoint are set aside, and resume=false starts
-    over."""
-    identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+    to resume from (the lock is released again when that fails)."""
+    identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
     folder = run_dir(s.out_dir, identity)
     lock = RunLock(folder) if shard.leader else None
+    try:
+        done = logged_records(s, shard, folder, identity, lock, known)
+    except BaseException:
+        if lock is not None:
+            lock.release()
+        raise
+    return OpenRun(folder, identity, lock, done)
+
+
+def logged_records(
+    s: RunSettings,
+    shard: sharding.Shard,
+    folder: Path,
+    identity: dict[str, Any],
+    lock: RunLock | None,
+    known: set[str],
+) -> list[dict[str, Any]]:
+    """The records to resume from: lines that are not complete records of examples with ids
+    in `known` are set aside, so are the records of a replaced checkpoint (by the process that
+    holds the folder's `lock`), and resume=false starts over."""
     if s.resume and lock is not None:
         stale = set_aside_stale_records(folder, identity)
         if stale is not None:
@@ -196,12 +242,10 @@ def open_run(s: RunSettings, shard: sharding.Shard) -> OpenRun:
             )
     shard.prepare(folder, s.resume)
     if not s.resume:
-        done = []
-    elif lock is not None:
-        done = lock.records()  # says how many logged examples are resumed
-    else:
-        done = read_records(folder / RECORDS)
-    return OpenRun(folder, identity, lock, done)
+        return []
+    if lock is not None:
+        return lock.records(RUN_RECORD, known)  # says how many logged examples are resumed
+    return read_records(folder / RECORDS, schema=RUN_RECORD, known=known)
 
 
 def decode_and_log(
@@ -219,7 +263,7 @@ def decode_and_log(
     # the order, a resume or the shard), so sampled outputs are reproducible.
     streams = [stream_id(s.seed, ex.id) for ex, _ in todo]
     folder, done = opened.folder, opened.done
-    writer = RecordWriter(shard.records_path(folder))
+    writer = RecordWriter(shard.records_path(folder), RUN_RECORD)
     new: list[dict[str, Any]] = []
     correct = sum(r["correct"] for r in done)
     try:
@@ -289,8 +333,8 @@ def finalize(
     seconds: float,
     shard: sharding.Shard,
 ) -> dict[str, Any]:
-    """Write summary.json over every record in the folder (not this invocation's `limit`),
-    release the folder's lock and print the one-line result."""
+    """Write summary.json over every record in the folder (not this invocation's `limit`) and
+    print the one-line result."""
     records = opened.done + new
     summary = summarize(records, len(new), seconds, cfg, opened.folder)
     summary["label"] = describe(s)
@@ -302,8 +346,6 @@ def finalize(
         summary["kl"] = kl
     summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
     write_json_atomic(opened.folder / SUMMARY, summary)
-    if opened.lock is not None:
-        opened.lock.release()
     acc = summary["accuracy"]
     print(
         f"{s.model['name']} | {task.name} | {describe(s)} | n={summary['n']} "

@@ -57,7 +57,7 @@ def state_machine_probabilities(model: OracleModel, decoder: Decoder, block: int
     block_masked (every one but llada).
     """
     length, content = model.length, model.content
-    limit = int(getattr(decoder, "max_revocations", 0))
+    limit = decoder.max_revocations if decoder.revokes else 0
     start = ((model.mask_id,) * length, (0,) * length, (False,) * length, None)
     frontier: dict[tuple, float] = {start: 1.0}
     q = torch.zeros(content**length, dtype=torch.float64)
@@ -90,9 +90,7 @@ def state_machine_probabilities(model: OracleModel, decoder: Decoder, block: int
             current_logprob=current.masked_fill(masked, float("-inf")).float(),
             kl_previous=kl_previous,
         )
-        revoked = torch.zeros_like(masked)
-        if hasattr(decoder, "revoke"):
-            revoked = decoder.revoke(view) & view.revocable
+        revoked = decoder.revoke(view) & view.revocable
         chosen = decoder.select(view) & view.candidates
         following: dict[tuple, float] = {}
         for i, state in enumerate(states):

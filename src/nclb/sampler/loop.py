@@ -13,16 +13,19 @@ import functools
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.models.kvcache import KVCache
 from nclb.models.padding import left_pad as pad_rows
+from nclb.sampler.cache import CacheConfig, QueryPlan, mask_columns, plan_query
 from nclb.sampler.policy import Decoder, StepView
-from nclb.sampler.stats import PositionStats, position_stats
+from nclb.sampler.stats import PositionStats, blank_stats, position_stats, scatter_stats
 from nclb.sampler.streams import ORDER, TOKEN, default_streams, row_keys, uniforms
+from nclb.schema import Flag, Integer, Number, OneOf, check_fields, setting
 from nclb.types import Canvas
 
 EXIT_STATS = ("mean", "max")
@@ -38,23 +41,29 @@ class SamplerConfig:
     exit_stat: how the masked answer positions' entropies are aggregated (mean | max).
     stop_on_eos: once an eos is committed with every position before it filled, fill the rest
         of the reasoning (or the whole region, if there is no answer block) with eos.
+    cache: the key/value cache (nclb.sampler.cache.CacheConfig; mode none: every pass computes
+        every position).
     """
 
-    block: int
-    temperature: float = 0.0
-    gamma: float | None = None
-    exit_stat: str = "mean"
-    stop_on_eos: bool = False
+    block: int = setting(rule=Integer(min=1))
+    temperature: float = setting(0.0, Number(meaning="0 = argmax"))
+    gamma: float | None = setting(
+        None, Number(nullable=True, meaning="an entropy in nats; null = off")
+    )
+    exit_stat: str = setting("mean", OneOf(options=EXIT_STATS))
+    stop_on_eos: bool = setting(False, Flag())
+    cache: CacheConfig = field(default_factory=CacheConfig)
+
+    def identity(self) -> dict:
+        """The settings as a run's identity holds them (the cache only when it is on, so runs
+        logged before the cache existed keep their folders)."""
+        out = asdict(self)
+        if self.cache.mode == "none":
+            out.pop("cache")
+        return out
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.block, int) and self.block >= 1):
-            raise UserError(f"block={self.block!r} must be an integer >= 1")
-        if self.temperature < 0:
-            raise UserError(f"temperature={self.temperature!r} must be >= 0")
-        if self.gamma is not None and self.gamma < 0:
-            raise UserError(f"gamma={self.gamma!r} must be >= 0 (an entropy in nats) or null")
-        if self.exit_stat not in EXIT_STATS:
-            raise UserError(f"exit_stat={self.exit_stat!r} must be one of {list(EXIT_STATS)}")
+        check_fields(self)
 
 
 @dataclass
@@ -77,13 +86,20 @@ class StepRecord:
 
 @dataclass
 class Generation:
-    """The outcome for one canvas; `seconds`: wall time from entering the batch to finishing."""
+    """The outcome for one canvas; `seconds`: wall time from entering the batch to finishing;
+    `computed`: the positions (prompt included) its forward passes computed, summed over them;
+    `refreshes`: how many of its passes were full passes that refreshed its key/value cache;
+    `cache_kl`: with cache.audit, the mean KL(full pass || cached pass) at the positions its
+    cached passes committed (None: not audited, or no commit from a cached pass)."""
 
     region: list[int]
     nfe: int = 0
     steps: list[StepRecord] = field(default_factory=list)
     exit_step: int | None = None
     seconds: float = 0.0
+    computed: int = 0
+    refreshes: int = 0
+    cache_kl: float | None = None
 
 
 def _left_pad(
@@ -159,6 +175,10 @@ class Rows:
     revoke_step [R, G] (the last pass that did it, -1: never), fresh [R, G] (committed at the
     previous pass). For decoders that compare passes: previous_logp [R, G, V] (the previous
     pass's log-probabilities; [R, 0, 0] when unused) and has_previous [R].
+    With a key/value cache: cache (the model's per-row state, None until the first refresh),
+    refreshed_block, refreshed_nfe [R] (the active block and pass number at the row's last
+    refresh, -1: never). computed, refreshes [R]: positions computed and full passes so far;
+    audit_kl, audit_n [R]: with cache.audit, the summed KL at cached commits and their count.
     """
 
     ids: torch.Tensor
@@ -179,10 +199,17 @@ class Rows:
     fresh: torch.Tensor
     previous_logp: torch.Tensor
     has_previous: torch.Tensor
+    refreshed_block: torch.Tensor
+    refreshed_nfe: torch.Tensor
+    computed: torch.Tensor
+    refreshes: torch.Tensor
+    audit_kl: torch.Tensor
+    audit_n: torch.Tensor
     index: list[int]
     prompt_lengths: list[int]
     started: list[float]
     width: int
+    cache: KVCache | None = None
 
     @staticmethod
     def build(
@@ -221,6 +248,12 @@ class Rows:
             fresh=filled(False, torch.bool, g),
             previous_logp=filled(0.0, torch.float32, g if vocab else 0, vocab),
             has_previous=filled(False, torch.bool),
+            refreshed_block=filled(-1, torch.long),
+            refreshed_nfe=filled(-1, torch.long),
+            computed=filled(0, torch.long),
+            refreshes=filled(0, torch.long),
+            audit_kl=filled(0.0, torch.float64),
+            audit_n=filled(0, torch.long),
             index=list(index),
             prompt_lengths=[len(c.prompt) for c in canvases],
             started=[time.perf_counter()] * n,
@@ -243,6 +276,7 @@ class Rows:
             prompt_lengths=[self.prompt_lengths[j] for j in rows],
             started=[self.started[j] for j in rows],
             width=self.width,
+            cache=None if self.cache is None else self.cache.select(pick),
         )
 
     def padded_to(self, width: int, pad_id: int) -> Rows:
@@ -260,12 +294,14 @@ class Rows:
             attn = torch.cat([off, self.attn], dim=1)
         out = {name: getattr(self, name) for name in self._tensors()}
         out.update(ids=ids, attn=attn)
+        g = self.ids.shape[1] - self.width
         return Rows(
             **out,
             index=self.index,
             prompt_lengths=self.prompt_lengths,
             started=self.started,
             width=width,
+            cache=None if self.cache is None else self.cache.padded_to(width + g),
         )
 
     def join(self, other: Rows) -> Rows:
@@ -277,13 +313,26 @@ class Rows:
             prompt_lengths=self.prompt_lengths + other.prompt_lengths,
             started=self.started + other.started,
             width=self.width,
+            cache=joined_cache(self.cache, len(self), other.cache, len(other)),
         )
+
+
+def joined_cache(
+    first: KVCache | None, first_rows: int, second: KVCache | None, second_rows: int
+) -> KVCache | None:
+    """The caches of two row sets one after the other; a set without one (its rows not yet
+    refreshed) gets zero rows shaped like the other's."""
+    if first is None and second is None:
+        return None
+    first = first if first is not None else second.blank(first_rows)
+    second = second if second is not None else first.blank(second_rows)
+    return first.join(second)
 
 
 def trajectory(host: list[float], g: int) -> tuple[list[int], list[StepRecord], int, int | None]:
     """(region, step records, nfe, exit step) of one row from its host copy: region,
     commit_step, commit_token, commit_logprob, commit_entropy ([G] each), nfe, exit_step,
-    revoke_step [G]."""
+    revoke_step [G] (then computed and refreshes, read by the caller)."""
     region = [int(v) for v in host[:g]]
     step_of, token = host[g : 2 * g], host[2 * g : 3 * g]
     logprob, entropy = host[3 * g : 4 * g], host[4 * g : 5 * g]
@@ -337,9 +386,16 @@ class Decoding:
             lengths = sorted({len(c.region) for c in canvases})
             raise ValueError(f"canvases in one generate call need one region length, got {lengths}")
         self.eos = torch.tensor(model.eos_ids, dtype=torch.long, device=self.device)
-        self.revoking = hasattr(decoder, "revoke")
-        self.max_revocations = int(getattr(decoder, "max_revocations", 0))
-        self.vocab = model.vocab_size if getattr(decoder, "needs_previous", False) else 0
+        self.revoking = decoder.revokes
+        self.max_revocations = decoder.max_revocations
+        self.vocab = model.vocab_size if decoder.needs_previous else 0
+        self.cached = cfg.cache.mode != "none"
+        self.audit: tuple[torch.Tensor, torch.Tensor] | None = None
+        if self.cached and model.cached_forward is None:
+            raise UserError(
+                f"cache={cfg.cache.mode} needs a model with a key/value cache forward, and this "
+                "model has none; set cache=none"
+            )
         self.queue = deque(range(len(canvases)))
         self.rows: Rows | None = None
         self.gens = [Generation(region=[]) for _ in canvases]
@@ -386,13 +442,7 @@ class Decoding:
         """One forward pass for every row in flight: statistics, the decoder's commits or the
         early exit, the trajectory. Returns the row numbers that finished."""
         r, cfg, mask_id = self.rows, self.cfg, self.model.mask_id
-        logits = self.model.logits(r.ids, r.attn)
         g = self.gen_length
-        uniform = None
-        if cfg.temperature > 0:
-            uniform = uniforms(r.keys[:, TOKEN], r.nfe, g)
-        # The mask id is never chosen: a committed mask would stay masked, the loop would not end.
-        s = position_stats(logits[:, r.width :], cfg.temperature, None, mask_id, uniform)
         region = r.ids[:, r.width :]
         masked = region == mask_id
         index, window = active_window(masked, cfg.block)
@@ -400,6 +450,10 @@ class Decoding:
         r.block_index = index
         r.block_step = torch.where(moved, 0, r.block_step)
         r.block_masked = torch.where(moved, (masked & window).sum(1), r.block_masked)
+        uniform = None
+        if cfg.temperature > 0:
+            uniform = uniforms(r.keys[:, TOKEN], r.nfe, g)
+        s, logits = self.forward(window, uniform)
         view = StepView(
             candidates=masked & window,
             stats=s,
@@ -407,7 +461,7 @@ class Decoding:
             block_masked=r.block_masked,
             uniform=lambda: uniforms(r.keys[:, ORDER], r.nfe, g),
         )
-        revoked = self.look_back(view, logits[:, r.width :], region, masked)
+        revoked = self.look_back(view, logits, region, masked)
         commit = self.decoder.select(view) & view.candidates
         stalled = ~commit.any(1)
         tokens = s.token
@@ -422,6 +476,10 @@ class Decoding:
             exiting = torch.zeros_like(stalled)
         revoked &= ~exiting.unsqueeze(1)  # an exiting row keeps what it has
         self.record(commit, tokens, s, revoked)
+        if self.audit is not None:
+            kl, audited = self.audit
+            r.audit_kl = r.audit_kl + (kl * (commit & audited)).sum(1).double()
+            r.audit_n = r.audit_n + (commit & audited).sum(1)
         region = torch.where(commit, tokens, region.masked_fill(revoked, mask_id))
         if cfg.stop_on_eos and self.model.eos_ids:
             still = region == mask_id
@@ -438,13 +496,105 @@ class Decoding:
             raise RuntimeError(f"decoder {self.decoder.name} committed nothing for a row")
         return [j for j, f in enumerate(flags) if f]
 
+    def forward(
+        self, window: torch.Tensor, uniform: torch.Tensor | None
+    ) -> tuple[PositionStats, torch.Tensor | None]:
+        """This pass's statistics over the region [R, G], and its region logits [R, G, V] when
+        the decoder looks back (else None). Without a cache every row computes every position;
+        with one, `plan_query` says which positions each row recomputes and which rows refresh.
+        The mask id is never chosen: a committed mask would stay masked, the loop not end."""
+        r, g, mask_id, temperature = (
+            self.rows,
+            self.gen_length,
+            self.model.mask_id,
+            self.cfg.temperature,
+        )
+        if not self.cached:
+            columns = r.width + torch.arange(g, device=self.device).expand(len(r), g)
+            logits = self.model.logits(r.ids, r.attn, columns)
+            r.computed = r.computed + r.attn.sum(1)
+            s = position_stats(logits, temperature, None, mask_id, uniform)
+            return s, logits if (self.revoking or self.vocab) else None
+        plan = plan_query(
+            self.cfg.cache,
+            window,
+            r.answer if self.cfg.gamma is not None else None,
+            self.decoder.scores_region,
+            r.block_index * self.cfg.block,
+            r.nfe,
+            r.refreshed_block,
+            r.refreshed_nfe,
+            r.block_index,
+        )
+        return self.cached_pass(plan, uniform)
+
+    def cached_pass(
+        self, plan: QueryPlan, uniform: torch.Tensor | None
+    ) -> tuple[PositionStats, torch.Tensor | None]:
+        """`forward` with the cache: the refreshing rows in one full pass (their cache
+        rebuilt), the others in one pass over their planned positions against their cache."""
+        r, g, mask_id = self.rows, self.gen_length, self.model.mask_id
+        offsets = mask_columns(plan.compute)
+        stats = blank_stats(len(r), g, mask_id, self.device)
+        logits = None
+        if self.revoking or self.vocab:
+            logits = torch.zeros(len(r), g, self.model.vocab_size, device=self.device)
+        self.audit = None
+        if self.cfg.cache.audit:
+            zeros = torch.zeros(len(r), g, device=self.device)
+            self.audit = (zeros, zeros.bool())
+        for refresh in (True, False):
+            rows = (plan.refresh == refresh).nonzero().squeeze(1)
+            if len(rows) == 0:
+                continue
+            cols = offsets.index_select(0, rows)
+            cache = None if refresh else r.cache.select(rows)
+            part, fresh = self.model.cached_forward(
+                r.ids.index_select(0, rows), r.attn.index_select(0, rows), r.width + cols, cache
+            )
+            u = None if uniform is None else uniform.index_select(0, rows).gather(1, cols)
+            scatter_stats(
+                stats, rows, cols, position_stats(part, self.cfg.temperature, None, mask_id, u)
+            )
+            if logits is not None:
+                logits[rows.unsqueeze(1), cols] = part
+            if self.audit is not None and not refresh:
+                self.audit_pass(rows, cols, part)
+            if refresh:
+                r.cache = fresh.blank(len(r)) if r.cache is None else r.cache
+                r.cache.write(rows, fresh)
+        full = r.attn.sum(1)
+        r.computed = r.computed + torch.where(plan.refresh, full, plan.compute.sum(1))
+        r.refreshes = r.refreshes + plan.refresh.long()
+        r.refreshed_block = torch.where(plan.refresh, r.block_index, r.refreshed_block)
+        r.refreshed_nfe = torch.where(plan.refresh, r.nfe, r.refreshed_nfe)
+        return stats, logits
+
+    def audit_pass(self, rows: torch.Tensor, cols: torch.Tensor, cached: torch.Tensor) -> None:
+        """cache.audit: the same rows' full pass at `cols`; KL(full || cached) per position into
+        `self.audit` (not counted as a pass, not used for decoding)."""
+        r = self.rows
+        full = self.model.logits(
+            r.ids.index_select(0, rows), r.attn.index_select(0, rows), r.width + cols
+        )
+        logp_full = torch.log_softmax(full.float(), -1)
+        logp_cached = torch.log_softmax(cached.float(), -1)
+        kl = (logp_full.exp() * (logp_full - logp_cached)).sum(-1).clamp(min=0)
+        where = (rows.unsqueeze(1), cols)
+        self.audit[0][where] = kl
+        self.audit[1][where] = True
+
     def look_back(
-        self, view: StepView, logits: torch.Tensor, region: torch.Tensor, masked: torch.Tensor
+        self,
+        view: StepView,
+        logits: torch.Tensor | None,
+        region: torch.Tensor,
+        masked: torch.Tensor,
     ) -> torch.Tensor:
         """Fill the view's fields for decoders that compare passes or revoke; returns the
         positions the decoder revokes (bool [R, G], within the revocation limit)."""
         r = self.rows
-        if not (self.revoking or self.vocab):
+        if logits is None:
             return torch.zeros_like(masked)
         logp = torch.log_softmax(logits.float(), dim=-1)
         if self.vocab:
@@ -479,12 +629,18 @@ class Decoding:
         pick = torch.tensor(done, dtype=torch.long, device=self.device)
         parts = [r.ids[:, r.width :], r.commit_step, r.commit_token]
         parts += [r.commit_logprob, r.commit_entropy, r.nfe.unsqueeze(1), r.exit_step.unsqueeze(1)]
-        parts.append(r.revoke_step)
+        parts += [r.revoke_step, r.computed.unsqueeze(1), r.refreshes.unsqueeze(1)]
+        parts += [r.audit_kl.unsqueeze(1), r.audit_n.unsqueeze(1)]
         host = torch.cat([p.index_select(0, pick).double() for p in parts], dim=1).tolist()
         now = time.perf_counter()
         for j, row in zip(done, host):
             region, steps, nfe, exit_step = trajectory(row, g)
-            gen = Generation(region, nfe, steps, exit_step, now - r.started[j])
+            computed, refreshes = int(row[6 * g + 2]), int(row[6 * g + 3])
+            audited = int(row[6 * g + 5])
+            cache_kl = row[6 * g + 4] / audited if audited else None
+            gen = Generation(
+                region, nfe, steps, exit_step, now - r.started[j], computed, refreshes, cache_kl
+            )
             self.finish(r.index[j], gen)
         gone = set(done)
         left = [j for j in range(len(r)) if j not in gone]
@@ -517,7 +673,7 @@ def generate(
         raise ValueError(f"{len(streams)} streams for {len(canvases)} canvases")
     size = len(canvases) if batch_size is None else batch_size
     if size < 1:
-        raise UserError(f"batch_size={batch_size!r} must be an integer >= 1")
+        Integer(min=1).check("batch_size", batch_size)
     state = Decoding(model, canvases, decoder, cfg, size, streams, on_done)
     state.refill()
     while state.rows is not None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, ClassVar
 
 import torch
 
 from nclb.errors import UserError
 from nclb.registry import lookup
 from nclb.sampler.stats import PositionStats
+from nclb.schema import Number
 
 NEG = float("-inf")
 
@@ -65,18 +66,57 @@ class StepView:
         return torch.rand(shape, generator=self.generator, device=self.generator.device).to(device)
 
 
-class Decoder(Protocol):
-    """A policy over the sampler loop (the decoders in nclb.sampler.decoders, one a file)."""
+class Decoder:
+    """The base of every decoder policy (nclb.sampler.decoders, one a file; plugins too).
 
-    name: str
+    A decoder implements `select` and declares, by overriding these defaults, everything else
+    the loop and the metrics ask of it (they probe nothing):
+
+    validate(): raise UserError naming the key when a parameter is out of range (default: none).
+    revokes / revoke(view): whether the decoder takes committed tokens back, and which (default:
+        it never does; the loop then skips the look-back work). `max_revocations` bounds how
+        often one position may be taken back.
+    needs_previous: the loop keeps the previous pass's log-probabilities and fills
+        `view.kl_previous` (KLASS).
+    scores_region: the decoder reads statistics outside the active block (a revoking decoder
+        scores visible tokens), so a cached pass must compute the whole region (default: when
+        it revokes or compares passes).
+    kl_unsupported(): why the KL estimators cannot re-score this decoder's commits, None when
+        they can (each step's set chosen from the state alone, every token drawn from its
+        marginal, never taken back). Default: a reason; a decoder that qualifies says so.
+    config_params(params, gen_length, block): the constructor's parameters from the config keys
+        (default: unchanged; LLaDA turns its total `steps` into steps per block).
+    """
+
+    name: str = "decoder"
+    revokes: ClassVar[bool] = False
+    needs_previous: ClassVar[bool] = False
+    max_revocations: int = 0
 
     def validate(self) -> None:
         """Raise UserError naming the key when a parameter is out of range."""
-        ...
 
     def select(self, view: StepView) -> torch.Tensor:
         """Bool mask [B, G] of positions to commit this step (a subset of view.candidates)."""
-        ...
+        raise NotImplementedError(f"decoder {self.name} does not define select()")
+
+    def revoke(self, view: StepView) -> torch.Tensor:
+        """Bool [B, G]: committed positions to mask again this pass (default: none)."""
+        return torch.zeros_like(view.candidates)
+
+    @property
+    def scores_region(self) -> bool:
+        """Whether the decoder reads statistics outside the active block."""
+        return self.revokes or self.needs_previous
+
+    def kl_unsupported(self) -> str | None:
+        """Why the KL estimators cannot re-score this decoder (None when they can)."""
+        return f"decoder={self.name} chooses (or takes back) positions by more than the state's entropies"
+
+    @classmethod
+    def config_params(cls, params: dict[str, Any], gen_length: int, block: int) -> dict[str, Any]:
+        """The constructor's parameters from the decoder's config keys (default: unchanged)."""
+        return params
 
 
 def order_score(view: StepView, order: str) -> torch.Tensor:
@@ -114,12 +154,8 @@ ORDERS = ("entropy", "confidence", "margin", "random", "left_to_right")
 RULES = ("per_position", "cumulative")
 
 
-def check_budget(lam: float, rule: str) -> None:
-    """A UserError naming the key when an entropy budget (lam, rule) is out of range."""
-    if not (isinstance(lam, int | float) and lam >= 0):
-        raise UserError(f"lam={lam!r} must be a number >= 0 (an entropy in nats)")
-    if rule not in RULES:
-        raise UserError(f"decoder.rule={rule!r} must be one of {list(RULES)}")
+# The bound of an entropy budget (`lam` of med, ar_med, eb, verify).
+BUDGET = Number(meaning="an entropy in nats")
 
 
 def within_budget(sorted_entropy: torch.Tensor, lam: float, rule: str) -> torch.Tensor:
@@ -138,18 +174,24 @@ def within_budget(sorted_entropy: torch.Tensor, lam: float, rule: str) -> torch.
     return ok
 
 
-def build_decoder(decoder: str | type[Decoder], **params: Any) -> Decoder:
-    """The registered decoder called `decoder` (or that decoder class, already looked up) with
-    its parameters, validated."""
-    built = (lookup("decoder", decoder) if isinstance(decoder, str) else decoder)(**params)
-    built.validate()
-    return built
+def decoder_class(name: str) -> type[Decoder]:
+    """The registered decoder class called `name`; a UserError when it is not a Decoder."""
+    cls = lookup("decoder", name)
+    if not (isinstance(cls, type) and issubclass(cls, Decoder)):
+        raise UserError(
+            f"decoder={name} is registered but does not subclass nclb.sampler.Decoder; "
+            "derive it from Decoder (docs/extending.md)"
+        )
+    return cls
 
 
-def config_params(
-    decoder: type[Decoder], params: dict[str, Any], gen_length: int, block: int
-) -> dict:
-    """A decoder class's constructor parameters from its config keys: the decoder's own
-    `config_params` (e.g. LLaDA's steps -> steps_per_block), else the keys unchanged."""
-    convert = getattr(decoder, "config_params", None)
-    return convert(params, gen_length, block) if convert else params
+def build_decoder(name: str, **params: Any) -> Decoder:
+    """The registered decoder called `name` with its parameters, validated."""
+    decoder = decoder_class(name)(**params)
+    decoder.validate()
+    return decoder
+
+
+def config_params(name: str, params: dict[str, Any], gen_length: int, block: int) -> dict:
+    """A decoder's constructor parameters from its config keys (Decoder.config_params)."""
+    return decoder_class(name).config_params(params, gen_length, block)

@@ -114,3 +114,23 @@ def _inverse_cdf(
     target = (uniform.to(cdf.dtype).unsqueeze(-1) * total).clamp(min=torch.finfo(cdf.dtype).tiny)
     drawn = torch.searchsorted(cdf, target).squeeze(-1).clamp(max=logits.shape[-1] - 1)
     return torch.where(total.squeeze(-1) > 0, drawn, greedy)
+
+
+def blank_stats(rows: int, g: int, mask_id: int, device: torch.device) -> PositionStats:
+    """Statistics [rows, g] for positions a pass did not compute: zeros, tokens the mask id
+    (never read: the loop only reads the positions it asked for)."""
+    zeros = torch.zeros(rows, g, device=device)
+    token = torch.full((rows, g), mask_id, dtype=torch.long, device=device)
+    return PositionStats(
+        token, zeros, zeros.clone(), zeros.clone(), zeros.clone(), token.clone(), zeros.clone()
+    )
+
+
+def scatter_stats(
+    into: PositionStats, rows: torch.Tensor, columns: torch.Tensor, part: PositionStats
+) -> None:
+    """Write `part` ([len(rows), Q], at region offsets `columns`) into `into`'s rows `rows`."""
+    where = (rows.unsqueeze(1), columns)
+    for name in PositionStats.__dataclass_fields__:
+        target = getattr(into, name)
+        target[where] = getattr(part, name).to(target.dtype)

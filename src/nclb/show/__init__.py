@@ -4,9 +4,11 @@ picture (PNG/SVG heatmap) and as coloured terminal text."""
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 from nclb.errors import UserError
+from nclb.schema import Flag, OneOf, from_words, setting
 from nclb.show.plot import write_picture
 from nclb.show.text import COLOUR_MODES, render_text, use_colour
 from nclb.show.trajectory import Trajectory, load_trajectory
@@ -31,13 +33,21 @@ examples:
   nclb show outputs/runs/tiny/arith/ktoken-<hash> id=arith-1234-0
   nclb show outputs/runs/tiny/arith/ktoken-<hash> --compare outputs/runs/tiny/arith/med-<hash>"""
 
-KEYS = ("id", "out", "text", "color")
+
+@dataclass
+class ShowOptions:
+    """The key=value options of `nclb show`."""
+
+    id: str = ""
+    out: str = ""
+    text: bool = setting(True, Flag())
+    color: str = setting("auto", OneOf(options=COLOUR_MODES))
 
 
-def parse_args(argv: list[str]) -> tuple[list[Path], dict[str, str]]:
+def parse_args(argv: list[str]) -> tuple[list[Path], ShowOptions]:
     """(run folders, the first then an optional --compare one; key=value options)."""
     folders: list[Path] = []
-    options = {"id": "", "out": "", "text": "true", "color": "auto"}
+    words: dict[str, str] = {}
     args = list(argv)
     while args:
         item = args.pop(0)
@@ -50,21 +60,16 @@ def parse_args(argv: list[str]) -> tuple[list[Path], dict[str, str]]:
             folders.append(Path(value))
         elif "=" in item and not Path(item).exists():
             key, _, value = item.partition("=")
-            if key not in KEYS:
-                raise UserError(f"{key}= is not an option of nclb show; use one of {list(KEYS)}")
-            options[key] = value
+            words[key] = value
         elif item.startswith("-"):
             raise UserError(f"unknown option {item}; see nclb show --help")
         elif folders:
             raise UserError(f"one RUN_DIR only (got {folders[0]} and {item}); use --compare")
         else:
             folders.append(Path(item))
+    options = from_words(ShowOptions, words, "nclb show")
     if not folders:
         raise UserError("nclb show needs a run folder: nclb show RUN_DIR [id=...]")
-    if options["text"] not in ("true", "false"):
-        raise UserError(f"text={options['text']} must be true or false")
-    if options["color"] not in COLOUR_MODES:
-        raise UserError(f"color={options['color']} must be one of {list(COLOUR_MODES)}")
     return folders, options
 
 
@@ -78,12 +83,12 @@ def default_out(trajs: list[Trajectory]) -> Path:
 def show(argv: list[str]) -> Path:
     """Run `nclb show`: print the text, write the picture; returns the picture's path."""
     folders, options = parse_args(argv)
-    first = load_trajectory(folders[0], options["id"] or None)
+    first = load_trajectory(folders[0], options.id or None)
     trajs = [first] + [load_trajectory(f, first.example_id) for f in folders[1:]]
-    if options["text"] == "true":
-        colour = use_colour(options["color"])
+    if options.text:
+        colour = use_colour(options.color)
         print("\n\n".join(render_text(t, colour) for t in trajs))
-    path = write_picture(trajs, Path(options["out"]) if options["out"] else default_out(trajs))
+    path = write_picture(trajs, Path(options.out) if options.out else default_out(trajs))
     print(f"wrote {path}")
     return path
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
 
+from nclb.config.compose import check_key
 from nclb.errors import UserError
 from nclb.locations import REPO_ROOT
 from nclb.registry import lookup, names, register
+from nclb.schema import Flag, OneOf, from_words, setting
 from nclb.tables.committed import committed_code_stamp
 from nclb.tables.grid import (
     MODEL_KINDS,
@@ -17,8 +19,8 @@ from nclb.tables.grid import (
     output_stem,
     skipped_notes,
 )
+from nclb.threads import THREADS, use_threads
 
-TABLE_KEYS = ("model", "run", "results", "threads", "allow_dirty")
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [allow_dirty=true|false] [key=value ...]
 
@@ -44,48 +46,34 @@ def make_targets(root: Path = REPO_ROOT) -> list[str]:
     return []
 
 
-def parse_args(argv: list[str]) -> tuple[str, dict[str, Any], list[str]]:
+@dataclass
+class TableOptions:
+    """The keys `nclb table` reads itself (every other key=value goes to each run)."""
+
+    model: str = setting("tiny", OneOf(options=MODEL_KINDS))
+    run: bool = setting(True, Flag())
+    results: str = "results"
+    threads: int | str = setting(1, THREADS)
+    allow_dirty: bool = setting(False, Flag())
+
+
+def parse_args(argv: list[str]) -> tuple[str, TableOptions, list[str]]:
     """(grid name, table options, run overrides) from `nclb table` arguments."""
     names = [a for a in argv if "=" not in a]
     if len(names) != 1:
         raise UserError("nclb table needs exactly one table NAME (see `nclb table --help`)")
-    options: dict[str, Any] = {
-        "model": "tiny",
-        "run": True,
-        "results": "results",
-        "threads": "1",
-        "allow_dirty": "false",
-    }
-    extra = []
+    known = {f.name for f in fields(TableOptions)}
+    words, extra = {}, []
     for item in argv:
         if "=" not in item:
             continue
         key, _, value = item.partition("=")
-        if key in TABLE_KEYS:
-            options[key] = value
+        if key in known:
+            words[key] = value
         else:
+            check_key(item)
             extra.append(item)
-    if options["model"] not in MODEL_KINDS:
-        raise UserError(f"model={options['model']} must be one of {list(MODEL_KINDS)}")
-    run = str(options["run"]).lower()
-    if run not in ("true", "false"):
-        raise UserError(f"run={options['run']} must be true or false")
-    options["run"] = run == "true"
-    dirty = str(options["allow_dirty"]).lower()
-    if dirty not in ("true", "false"):
-        raise UserError(f"allow_dirty={options['allow_dirty']} must be true or false")
-    options["allow_dirty"] = dirty == "true"
-    threads = str(options["threads"])
-    if threads != "auto" and not (threads.isdigit() and int(threads) >= 1):
-        raise UserError(f"threads={threads} must be auto or an integer >= 1")
-    return names[0], options, extra
-
-
-def set_threads(threads: str) -> None:
-    """torch CPU threads as `nclb.threads` decides them (N, or auto: torch's default)."""
-    from nclb.threads import use_threads
-
-    use_threads(int(threads) if threads.isdigit() else threads)
+    return names[0], from_words(TableOptions, words, "nclb table"), extra
 
 
 def check_requires(grid: Grid) -> None:
@@ -144,21 +132,21 @@ def make_runs_table(
 def make_table(argv: list[str], log=print) -> list[Path]:
     """`nclb table ...`: the paths written."""
     name, options, extra = parse_args(argv)
-    grid = load_grid(name, options["model"])
-    shown = " ".join([name, f"model={options['model']}", *extra])
+    grid = load_grid(name, options.model)
+    shown = " ".join([name, f"model={options.model}", *extra])
     command = (
-        f"make {name} MODEL={options['model']}"
-        if not extra and name in make_targets() and options["results"] == "results"
+        f"make {name} MODEL={options.model}"
+        if not extra and name in make_targets() and options.results == "results"
         else f"nclb table {shown}"
     )
-    results = Path(options["results"])
-    stamp = committed_code_stamp(results, options["allow_dirty"])
+    results = Path(options.results)
+    stamp = committed_code_stamp(results, options.allow_dirty)
     if stamp:
         command = f"{command} [{stamp}]"
-    set_threads(str(options["threads"]))
+    use_threads(options.threads)
     if grid.kind not in names("table"):
         raise UserError(f"grid {name}: kind {grid.kind!r} is not one of {names('table')}")
-    paths = lookup("table", grid.kind)(grid, results, options["run"], extra, command, log)
+    paths = lookup("table", grid.kind)(grid, results, options.run, extra, command, log)
     for path in paths:
         log(f"wrote {path}")
     return paths

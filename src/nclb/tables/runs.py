@@ -12,13 +12,13 @@ checkpoint) or lacking a metric the table needs is redone from scratch (resume=f
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
 from nclb.runs.identity import run_dir, run_identity
-from nclb.runs.runlog import RECORDS, SUMMARY, read_json_lines
+from nclb.runs.runlog import RECORDS, RUN_RECORD, SUMMARY, read_json_lines
 from nclb.runs.stale import weights_file
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
@@ -48,7 +48,7 @@ def plan(
 
     `required`: dotted summary keys (e.g. `kl.estimate`) a logged run must have to count.
     """
-    from nclb.config.compose import check_groups, compose
+    from nclb.config.compose import check_added_keys, check_groups, compose
     from nclb.config.settings import resolve
     from nclb.tables.grid import merge_overrides
 
@@ -57,8 +57,9 @@ def plan(
         overrides = merge_overrides(row.overrides, extra or [])
         check_groups(overrides)
         cfg = compose("config", overrides)
+        check_added_keys("config", overrides)
         s = resolve(cfg)
-        identity = run_identity(s.model, s.task, s.decoder_cfg, asdict(s.sampler), s.seed)
+        identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
         folder = run_dir(s.out_dir, identity)
         planned.append(PlannedRun(row, cfg, folder, identity, s.limit, tuple(required)))
     return planned
@@ -100,7 +101,7 @@ def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] |
     from nclb.tasks.build import build_task
 
     wanted = [ex.id for ex in build_task(dict(run.identity["task"])).examples(run.limit)]
-    by_id = {r["id"]: r for r in read_json_lines(run.folder / RECORDS)}
+    by_id = {r["id"]: r for r in read_json_lines(run.folder / RECORDS, RUN_RECORD)}
     if not wanted or any(i not in by_id for i in wanted):
         return None
     config = {**(summary.get("config") or {}), "limit": run.limit}

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import Flag, Integer, OneOf, check_fields, setting
 from nclb.tasks.base import Score
 from nclb.tasks.template import TemplateError, infilling_canvas
 from nclb.types import Canvas, Example
@@ -48,11 +49,11 @@ class ArithTask:
     """Seeded arithmetic chains; the held-out test set is `generate(n_test, seed)`."""
 
     name: str = "arith"
-    gen_length: int = 48
-    block: int = 8
-    answer_length: int = 4
-    n_test: int = 500
-    seed: int = 1234
+    gen_length: int = setting(48, Integer(min=1))
+    block: int = setting(8, Integer(min=1))
+    answer_length: int = setting(4, Integer(min=1))
+    n_test: int = setting(500, Integer(min=1, meaning="held-out problems"))
+    seed: int = setting(1234, Integer(min=0))
     delimiter: str = "The answer is: "
     value_min: int = 10
     value_max: int = 99
@@ -61,14 +62,17 @@ class ArithTask:
     operand_multiple: int = 1  # every operand is a multiple of this
     min_steps: int = 2
     max_steps: int = 3
-    reverse_digits: bool = True
+    reverse_digits: bool = setting(True, Flag())
     trace_max_steps: int | None = None  # longer chains are answer-only in gold_region (Table 4)
     modulus: int | None = None  # values wrap modulo this (written with a fixed width) if set
-    trace_orders: str = "canonical"  # canonical | two_way | any: orders a scratchpad may take
+    # canonical | two_way | any: orders a scratchpad may take
+    trace_orders: str = setting("canonical", OneOf(options=TRACE_ORDERS))
     train_min_steps: int | None = None  # shortest training chain (default: min_steps)
-    repeat_value: bool = True  # each step writes the running value it starts from (a+b=c;)
+    # each step writes the running value it starts from (a+b=c;)
+    repeat_value: bool = setting(True, Flag())
     ops: str = "+-"  # the operations a chain draws from
-    distinct_operands: bool = False  # with `modulus`: no operand appears twice in one chain
+    # with `modulus`: no operand appears twice in one chain
+    distinct_operands: bool = setting(False, Flag())
     train_exclude_steps: list[int] | None = None  # also keep these step counts' test sets unseen
 
     @classmethod
@@ -81,6 +85,7 @@ class ArithTask:
         return cls(**dict(cfg))
 
     def __post_init__(self) -> None:
+        check_fields(self, "task.")
         if self.modulus is None and not 10 <= self.value_min <= self.value_max:
             raise ValueError(
                 "values must have at least two digits: need 10 <= value_min <= value_max"
@@ -97,13 +102,8 @@ class ArithTask:
             raise ValueError("ops must be '+', '-' or '+-'")
         if self.distinct_operands and len(self._operand_values()) < self.max_steps:
             raise ValueError("distinct_operands needs at least max_steps allowed operands")
-        for flag in ("reverse_digits", "repeat_value", "distinct_operands"):
-            if not isinstance(getattr(self, flag), bool):
-                raise ValueError(f"{flag} must be true or false")
-        if self.trace_orders not in TRACE_ORDERS:
-            raise ValueError(f"trace_orders must be one of {list(TRACE_ORDERS)}")
         if self.modulus is not None and not 2 <= self.modulus <= 10**self.width:
-            raise ValueError("modulus must be >= 2 and fit the values' digits")
+            raise ValueError("need 2 <= modulus <= 10**digits of value_max")
         if self.train_min_steps is not None and not 0 <= self.train_min_steps <= self.max_steps:
             raise ValueError("need 0 <= train_min_steps <= max_steps")
         excluded = self.train_exclude_steps or []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from nclb.errors import UserError
 from nclb.registry import entries, lookup
+from nclb.schema import OneOf
 from nclb.tasks.base import HasReference, Task, Trainable, class_implements
 from nclb.types import Example, ModelContext
 
@@ -49,8 +50,7 @@ def problems(task: Task, source: str, n: int | None, seed: int) -> list[Example]
     n distinct problems of its synthetic training stream (`train_stream`, seeded)."""
     if source == "examples":
         return task.examples(n)
-    if source != "train_stream":
-        raise UserError(f"source={source!r} must be one of {list(SOURCES)}")
+    OneOf(options=SOURCES).check("source", source)
     if not isinstance(task, Trainable):
         raise UserError(
             f"task={task.name} has no training stream; use source=examples "

@@ -64,31 +64,73 @@ def hub_online(timeout: float = 1.5) -> bool:
         return False
 
 
-def read_rows(path: Path) -> list[dict[str, Any]]:
-    """Rows of a .jsonl or .csv file as dicts."""
+def read_rows(path: Path) -> list[tuple[str, dict[str, Any]]]:
+    """(where, row) for each row of a .jsonl or .csv file, `where` naming the file and line; a
+    DataError naming them for a line that is not a JSON object."""
     if path.suffix == ".csv":
         with path.open(newline="", encoding="utf-8") as f:
-            return list(csv.DictReader(f))
+            reader = csv.DictReader(f)
+            return [(f"{path} line {reader.line_num}", row) for row in reader]
+    rows = []
     with path.open(encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
+        for number, line in enumerate(f, start=1):
+            if not line.strip():
+                continue
+            where = f"{path} line {number}"
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise DataError(
+                    f"{where} is not valid JSON ({err.msg}); fix or remove that line"
+                ) from None
+            if not isinstance(row, dict):
+                raise DataError(f"{where} is not a JSON object; fix or remove that line")
+            rows.append((where, row))
+    return rows
 
 
-def load_rows(rel: str, data_dir: str | Path | None, hub: HubSource | None = None) -> list[dict]:
-    """Rows of data file `rel`, resolved as described in the module docstring."""
+def checked_rows(
+    rows: list[tuple[str, dict[str, Any]]], source: str, fields: tuple[str, ...]
+) -> list[dict[str, Any]]:
+    """The rows of `source` (a file, or the hub copy) when there is at least one and each has
+    every one of `fields`; a DataError naming the file and line otherwise."""
+    if not rows:
+        raise DataError(f"{source} has no rows; point task.data_dir=... at a complete copy")
+    for where, row in rows:
+        missing = [name for name in fields if name not in row]
+        if missing:
+            raise DataError(
+                f"{where} has no {missing[0]!r} field (each row needs {', '.join(fields)}); "
+                "fix that line or point task.data_dir=... at another copy"
+            )
+    return [row for _, row in rows]
+
+
+def load_rows(
+    rel: str,
+    data_dir: str | Path | None,
+    hub: HubSource | None = None,
+    fields: tuple[str, ...] = (),
+) -> list[dict]:
+    """Rows of data file `rel`, resolved as described in the module docstring; a DataError
+    when it has no rows or a row lacks one of `fields`."""
     if data_dir not in (None, ""):
         path = Path(data_dir).expanduser() / rel
         if not path.is_file():
             raise DataError(
                 f"{path} not found; point task.data_dir=... (or {ENV_VAR}) at a folder with {rel}"
             )
-        return read_rows(path)
+        return checked_rows(read_rows(path), str(path), fields)
     base = default_data_dir()
     if base is not None and (base / rel).is_file():
-        return read_rows(base / rel)
+        return checked_rows(read_rows(base / rel), str(base / rel), fields)
     if hub is not None and hub_online():
         import datasets
 
-        return [dict(row) for row in datasets.load_dataset(hub.path, hub.name, split=hub.split)]
+        source = f"the hub's {hub.path} {hub.split} split"
+        found = datasets.load_dataset(hub.path, hub.name, split=hub.split)
+        rows = [(f"{source} row {i}", dict(row)) for i, row in enumerate(found, start=1)]
+        return checked_rows(rows, source, fields)
     looked = f" (looked in {base})" if base is not None else ""
     raise DataError(
         f"no local copy of {rel}{looked} and the HF hub is not reachable; "

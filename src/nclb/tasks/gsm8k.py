@@ -9,10 +9,11 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import numeric_answer, parse_number, truncate_at_stop
-from nclb.tasks.template import infilling_canvas, plain_canvas
+from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
 from nclb.types import Canvas, Example
 
 DELIMITER = "The answer is \\boxed{"
@@ -67,10 +68,8 @@ class GSM8kTask:
         extract: str = "auto",
         stop: tuple[str, ...] | list[str] = STOP,
     ) -> None:
-        if template not in ("infilling", "plain"):
-            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
-        if extract not in EXTRACT:
-            raise UserError(f"extract must be one of {list(EXTRACT)}, got {extract!r}")
+        OneOf(options=TEMPLATES).check("task.template", template)
+        OneOf(options=EXTRACT).check("task.extract", extract)
         if isinstance(stop, str) or not all(isinstance(x, str) for x in stop):
             raise UserError(f"stop must be a list of strings, got {stop!r}")
         self.data_dir, self.split, self.template = data_dir, split, template
@@ -85,7 +84,10 @@ class GSM8kTask:
 
     def _rows(self, split: str) -> list[dict]:
         return load_rows(
-            f"gsm8k/{split}.jsonl", self.data_dir, HubSource("openai/gsm8k", split, "main")
+            f"gsm8k/{split}.jsonl",
+            self.data_dir,
+            HubSource("openai/gsm8k", split, "main"),
+            fields=("question", "answer"),
         )
 
     def _shots(self) -> str:

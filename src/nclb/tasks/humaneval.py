@@ -14,6 +14,7 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import Integer, OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.sandbox import (
     Limits,
@@ -23,7 +24,7 @@ from nclb.tasks.sandbox import (
     resolve_mode,
     run_many,
 )
-from nclb.tasks.template import plain_canvas
+from nclb.tasks.template import TEMPLATES, plain_canvas
 from nclb.types import Canvas, Example
 
 # lm-eval's humaneval `until` list, plus the end of a Markdown code fence for chat models.
@@ -84,12 +85,9 @@ class HumanEvalTask:
         workers: int = 4,
         sandbox: str = "auto",
     ) -> None:
-        if template not in ("infilling", "plain"):
-            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
-        if sandbox not in SANDBOX:
-            raise UserError(f"sandbox must be one of {list(SANDBOX)}, got {sandbox!r}")
-        if not (isinstance(workers, int) and workers >= 1):
-            raise UserError(f"workers={workers!r} must be an integer >= 1 (programs run at once)")
+        OneOf(options=TEMPLATES).check("task.template", template)
+        OneOf(options=tuple(SANDBOX)).check("task.sandbox", sandbox)
+        Integer(min=1, meaning="programs run at once").check("workers", workers)
         self.template, self.stop, self.instruction = template, tuple(stop), instruction
         self.limits, self.workers = Limits(timeout_s, memory_mb), workers
         try:

@@ -5,17 +5,17 @@ Named `mathtask` so that it never shadows the standard library's `math`.
 
 from __future__ import annotations
 
-import re
-import threading
 from typing import Any
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
-from nclb.tasks.template import infilling_canvas, plain_canvas
+from nclb.tasks.math_compare import math_equal
+from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
 from nclb.types import Canvas, Example
 
 DELIMITER = "The answer is \\boxed{"
@@ -35,46 +35,6 @@ _CONFIG_KEYS = (
     "extract",
     "stop",
 )
-_TEXT = re.compile(r"\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}")
-_DROP = (
-    "\\left",
-    "\\right",
-    "\\!",
-    "\\,",
-    "\\;",
-    "\\:",
-    "$",
-    " ",
-    "^\\circ",
-    "^{\\circ}",
-    "\\%",
-    "%",
-)
-
-
-def normalize(answer: str) -> str:
-    """A light canonical form for string comparison (spacing, \\left/\\right, \\dfrac, \\text,
-    degree and percent signs)."""
-    s = _TEXT.sub(r"\1", answer)
-    for token in _DROP:
-        s = s.replace(token, "")
-    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
-    return s.rstrip(".")
-
-
-def math_equal(prediction: str, gold: str) -> bool:
-    """Equal after `normalize`, or equivalent for math-verify (timeouts only in the main thread)."""
-    if normalize(prediction) == normalize(gold):
-        return True
-    from math_verify import parse, verify
-
-    timeout = 5 if threading.current_thread() is threading.main_thread() else None
-    try:
-        gold_parsed = parse(f"\\boxed{{{gold}}}", parsing_timeout=timeout)
-        pred_parsed = parse(f"\\boxed{{{prediction}}}", parsing_timeout=timeout)
-        return bool(verify(gold_parsed, pred_parsed, timeout_seconds=timeout))
-    except Exception:  # math-verify raises on odd LaTeX and timeouts; that counts as no match
-        return False
 
 
 @register("task", "math")
@@ -94,14 +54,11 @@ class MathTask:
         extract: str = "auto",
         stop: tuple[str, ...] | list[str] = (),
     ) -> None:
-        if extract not in EXTRACT:
-            raise UserError(f"extract must be one of {list(EXTRACT)}, got {extract!r}")
+        OneOf(options=EXTRACT).check("task.extract", extract)
         if isinstance(stop, str) or not all(isinstance(x, str) for x in stop):
             raise UserError(f"stop must be a list of strings, got {stop!r}")
-        if subset not in SUBSETS:
-            raise UserError(f"subset must be one of {sorted(SUBSETS)}, got {subset!r}")
-        if template not in ("infilling", "plain"):
-            raise UserError(f"template must be 'infilling' or 'plain', got {template!r}")
+        OneOf(options=tuple(sorted(SUBSETS))).check("task.subset", subset)
+        OneOf(options=TEMPLATES).check("task.template", template)
         self.data_dir, self.subset, self.template = data_dir, subset, template
         self.answer_length, self.instruction, self.delimiter = answer_length, instruction, delimiter
         self.extract, self.stop = extract, tuple(stop)
@@ -117,7 +74,7 @@ class MathTask:
         """Problems in file order, zero-shot, with the boxed-answer instruction."""
         rel, hub = SUBSETS[self.subset]
         out = []
-        for i, row in enumerate(load_rows(rel, self.data_dir, hub)[:limit]):
+        for i, row in enumerate(load_rows(rel, self.data_dir, hub, ("problem", "answer"))[:limit]):
             meta = {k: row.get(k) for k in ("solution", "subject", "level", "unique_id")}
             prompt = f"{row['problem']}\n{self.instruction}"
             out.append(Example(row.get("unique_id") or f"math-{i}", prompt, row["answer"], meta))

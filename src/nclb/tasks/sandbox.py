@@ -2,33 +2,41 @@
 
 A `Worker` is a warm `python -I -S` process (the "zygote") that has already imported the standard
 modules programs use; it forks one child per program, so a program costs a fork, not an
-interpreter start. Each child:
-- starts its own session and process group, in a fresh temporary working directory;
+interpreter start. The zygote starts under a seccomp filter (`nclb.tasks.syscall_fence`) that
+holds for it and every process it forks: no exec, no sockets, no file opened for writing,
+created, renamed, removed or changed, no tracing of other processes. Each child:
+- starts its own session and process group, in the worker's working folder (which it cannot
+  write, like every other folder);
 - gets an address-space cap (RLIMIT_AS), a file-size cap, no core dumps, and /dev/null as its
   standard streams;
 - has Python-level guards applied before the program runs: the `posix`/`os` calls that exit,
-  exec, fork, spawn, kill, delete, rename, create or change files are removed, `open` is
-  read-only and refuses other processes' /proc entries, `resource.prlimit` and the signal senders
-  are removed, and the import machinery can no longer load C extensions or fresh builtin modules
-  (so `ctypes`, `_socket`, `_posixsubprocess`, `mmap` and a second copy of `posix` are out of
-  reach); `sys.settrace`/`setprofile` are removed (no jumping over the tests);
+  exec, fork, spawn, kill, delete, rename, create or change files are removed, with every other
+  route to them (`os.supports_fd`, `os.supports_dir_fd`, ..., copies kept by other modules);
+  `open` is read-only and refuses other processes' /proc entries; `resource.prlimit`, the signal
+  senders and the signal-handler setters are removed; the import machinery can no longer load C
+  extensions or fresh builtin modules (so `ctypes`, `_socket`, `_posixsubprocess`, `mmap`, `gc`
+  and a second copy of `posix` are out of reach); tracing and monitoring hooks are removed (no
+  jumping over the tests);
 - is killed with its whole process group at the timeout (and its stray processes after it).
 
 Two modes; the one that ran is in every `Result` (`mode`):
 - "namespaces" (where unprivileged user namespaces work): the zygote runs in its own user,
   network, mount and PID namespaces (no network, every mount read-only, a private tmpfs as its
-  only writable place, its own /proc, no capabilities), and is the namespace's init: after each
+  working folder, its own /proc, no capabilities), and is the namespace's init: after each
   program every other process in the namespace is killed, and the program cannot signal it.
-- "guards-only": the Python guards above, plus RLIMIT_NPROC=0 (no fork) and, when the runner is
-  root, the child drops to the `nobody` user. NOT contained in this mode: a program that reaches
-  the raw `_io.FileIO` type can read files the runner's user can read and (unless it dropped to
-  `nobody`) write them; nothing stops CPU-bound side channels. `guards_only_warning` says so.
+- "guards-only": the filter and the Python guards above, plus RLIMIT_NPROC=0 (no fork) and, when
+  the runner is root, the child drops to the `nobody` user. NOT contained in this mode: a
+  program that reaches the raw `_io.FileIO` type can read files the runner's user can read;
+  nothing stops CPU-bound side channels. `guards_only_warning` says so.
 
-The verdict: a program passes only if its child process exits with status 0, which happens only
-when the program ran to its end (the child raises SystemExit(0) after the program returns; every
-way to exit earlier, `exit()`, `os._exit`, exec, exceptions, kills, is removed or counts as a
-failure). The child holds no secret and no channel the verdict is read from: the zygote reads the
-exit status with waitpid and reports it on a pipe the child has closed.
+The verdict: a program passes only when the zygote reads, on a pipe whose only write end the
+child holds (close-on-exec, and exec is refused anyway), exactly the report the harness writes
+after the program returned, and the child then exits with status 0. A program that ends with
+`check(NAME)` after a plain top-level `def check` (HumanEval's form) has that call made by the
+harness, with the tests' own compiled `check` and with every value the function returns checked
+to be plain data (instances of built-in types, so none can compare equal to anything). Every way
+to stop earlier, `exit()`, `os._exit`, exec, exceptions, kills, writing the report early, counts
+as a failure.
 """
 
 from __future__ import annotations
@@ -47,19 +55,20 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from nclb.tasks import syscall_fence
+
 MODES = ("namespaces", "guards-only")
 GUARDS_ONLY_GAPS = (
-    "files the runner's user can read (a program reaching the raw FileIO type)",
-    "writes to the runner user's files by that route, unless the runner is root "
-    "(the program then runs as `nobody`)",
+    "files the runner's user can read (a program reaching the raw FileIO type), unless the "
+    "runner is root (the program then runs as `nobody`)",
     "CPU, disk-read and timing side effects",
 )
 
-# The zygote. argv: mode, drop-privileges flag ("1"/"0"), base directory for working directories.
+# The zygote. argv: mode, drop-privileges flag ("1"/"0"), the working folder of its children.
 # Protocol on stdin: a JSON header line {"size", "timeout_s", "memory_mb"} then `size` bytes of
 # code; on stdout: one JSON line {"status", "detail"} per program.
 _ZYGOTE = r"""
-import errno, json, os, resource, select, shutil, signal, sys
+import ast, builtins, errno, json, os, resource, select, shutil, signal, sys, types
 import bisect, cmath, collections, copy, datetime, decimal, fractions, functools, hashlib
 import heapq, itertools, math, numbers, operator, random, re, statistics, string, typing
 import array, calendar, dataclasses, enum, json, struct, textwrap, unicodedata
@@ -84,24 +93,42 @@ _OS_BLOCK = (
 )
 
 
-def _blocked(*args, **kwargs):
-    raise PermissionError("blocked by the nclb sandbox")
+_SIGNAL_BLOCK = (
+    "alarm", "pidfd_send_signal", "pthread_kill", "set_wakeup_fd", "setitimer", "siginterrupt",
+    "signal",
+)
+_SYS_BLOCK = (
+    "_setprofileallthreads", "_settraceallthreads", "monitoring", "remote_exec", "setprofile",
+    "settrace",
+)
+_PASSED = b"nclb-sandbox: the tests ran to their end\n"
+_HEAP_TYPE = 1 << 9  # Py_TPFLAGS_HEAPTYPE: a class made by Python code
+_type_flags = type.__dict__["__flags__"].__get__
+_type_name = type.__dict__["__name__"].__get__
 
 
 def _guard(own_pid):
-    import _imp, _io, builtins, io, posix, signal as _signal_mod
+    import _imp, _io, _signal, builtins, io, posix
+    blocked = [
+        module.__dict__[name]
+        for module in (posix, os)
+        for name in _POSIX_BLOCK + _OS_BLOCK
+        if name in module.__dict__
+    ]
     for module in (posix, os):
         for name in _POSIX_BLOCK + _OS_BLOCK:
             if name in module.__dict__:
                 delattr(module, name)
-    for name in ("pidfd_send_signal", "pthread_kill"):
-        if hasattr(_signal_mod, name):
-            delattr(_signal_mod, name)
+    for module in (signal, _signal):  # no handlers: nothing can interrupt the harness
+        for name in _SIGNAL_BLOCK:
+            if name in module.__dict__:
+                delattr(module, name)
     del resource.prlimit
     for name in ("create_builtin", "create_dynamic", "exec_builtin", "exec_dynamic"):
         delattr(_imp, name)
-    for name in ("settrace", "setprofile"):
-        delattr(sys, name)
+    for name in _SYS_BLOCK:  # no tracing, monitoring or jumping over the tests
+        if hasattr(sys, name):
+            delattr(sys, name)
     real_open = _io.open
     own = ("/proc/self", "/proc/thread-self", "/proc/%d" % own_pid)
 
@@ -118,15 +145,99 @@ def _guard(own_pid):
         return real_open(file, mode, *args, **kwargs)
 
     builtins.open = io.open = _io.open = read_only_open
+    # Other routes to the same functions: copies kept by modules (`tokenize._builtin_open`) and
+    # sets of them (`os.supports_fd`, `os.supports_dir_fd`, ...).
+    blocked_ids = {id(f) for f in blocked}
+    for module in list(sys.modules.values()):
+        held = getattr(module, "__dict__", None)
+        for name, value in list(held.items()) if isinstance(held, dict) else ():
+            if value is real_open:
+                held[name] = read_only_open
+            elif id(value) in blocked_ids:
+                del held[name]
+            elif isinstance(value, set):
+                value.difference_update(blocked)
 
 
-def _child(code, report, memory_mb, workdir):
-    # Runs in the forked child; leaves only by raising SystemExit (0 = ran to its end).
+def _plain(value, rejected):
+    # A copy of `value` made of built-in types only (a program cannot change how those compare).
+    kind = type(value)
+    if type(kind) is not type or _type_flags(kind) & _HEAP_TYPE:
+        message = "the function returned a %s, not plain data (built-in types only)" % (
+            _type_name(kind),
+        )
+        rejected.append(message)
+        raise TypeError(message)
+    if kind is list:
+        return [_plain(item, rejected) for item in value]
+    if kind is tuple:
+        return tuple([_plain(item, rejected) for item in value])
+    if kind is set or kind is frozenset:
+        return kind([_plain(item, rejected) for item in value])
+    if kind is dict:
+        return {_plain(k, rejected): _plain(v, rejected) for k, v in value.items()}
+    if issubclass(kind, dict):
+        for item in dict.items(value):
+            _plain(item, rejected)
+    elif kind is collections.deque:
+        for item in value:
+            _plain(item, rejected)
+    return value
+
+
+def _plain_calls(function, rejected):
+    def candidate(*args, **kwargs):
+        return _plain(function(*args, **kwargs), rejected)
+
+    return candidate
+
+
+def _compile(code):
+    # (module code, check code, NAME): a program whose last statement is `check(NAME)`, with a
+    # plain top-level `def check` before it, has that call made by the harness (_child), with the
+    # compiled code of that `def` (not whatever the name `check` holds by then). Otherwise
+    # (module code, None, None): the program runs as written.
+    tree = ast.parse(code, "<program>")
+    last = tree.body[-1] if tree.body else None
+    if not (
+        isinstance(last, ast.Expr)
+        and isinstance(last.value, ast.Call)
+        and isinstance(last.value.func, ast.Name)
+        and last.value.func.id == "check"
+        and len(last.value.args) == 1
+        and isinstance(last.value.args[0], ast.Name)
+        and not last.value.keywords
+    ):
+        return compile(tree, "<program>", "exec"), None, None
+    defs = [n for n in tree.body[:-1] if isinstance(n, ast.FunctionDef) and n.name == "check"]
+    plain_def = defs and not (
+        defs[-1].decorator_list or defs[-1].args.defaults or any(defs[-1].args.kw_defaults)
+    )
+    if not plain_def:
+        return compile(tree, "<program>", "exec"), None, None
+    tree.body.pop()
+    body = compile(tree, "<program>", "exec")
+    check_code = next(
+        c
+        for c in body.co_consts
+        if isinstance(c, types.CodeType)
+        and c.co_name == "check"
+        and c.co_firstlineno == defs[-1].lineno
+    )
+    return body, check_code, last.value.args[0].id
+
+
+def _child(code, report, memory_mb):
+    # Runs in the forked child; reports a pass only by writing _PASSED after the tests returned.
+    # Once the program has run, this frame calls only what its locals held before (a program
+    # cannot rebind them) and C functions; Python functions it calls can be altered.
     _SystemExit, _BaseException, _write, _str = SystemExit, BaseException, os.write, str
+    _NameError, _TypeError, _function = NameError, TypeError, types.FunctionType
+    _builtins = builtins.__dict__
     try:
         os.setsid()
-        os.chdir(workdir)
-        null = os.open(os.devnull, os.O_RDWR)
+        os.chdir(BASE)
+        null = os.dup(2)  # the worker's stderr: /dev/null, read-write (no file opens for writing)
         for fd in (0, 1, 2):
             os.dup2(null, fd)
         os.closerange(3, report)
@@ -141,13 +252,25 @@ def _child(code, report, memory_mb, workdir):
             os.setuid(NOBODY)
         if not NAMESPACES:
             resource.setrlimit(resource.RLIMIT_NPROC, (0, 0))
+        program, check_code, name = _compile(code)
         _guard(os.getpid())
-        program = compile(code, "<program>", "exec")
     except _BaseException as err:
         _write(report, ("sandbox set-up failed: %r" % (err,))[:500].encode())
         raise _SystemExit(2)
     try:
-        exec(program, {"__name__": "__sandbox__", "__builtins__": __builtins__})
+        namespace = {"__name__": "__sandbox__", "__builtins__": __builtins__}
+        exec(program, namespace)
+        if check_code is not None:
+            if name in namespace:
+                function = namespace[name]
+            elif name in _builtins:
+                function = _builtins[name]
+            else:
+                raise _NameError("name %r is not defined" % name)
+            rejected = []
+            _function(check_code, namespace, "check")(_plain_calls(function, rejected))
+            if rejected:
+                raise _TypeError(rejected[0])
     except _BaseException as err:
         try:
             text = "failed: %s: %s" % (type(err).__name__, _str(err))
@@ -158,6 +281,7 @@ def _child(code, report, memory_mb, workdir):
         except _BaseException:
             pass
         raise _SystemExit(1)
+    _write(report, _PASSED)
     raise _SystemExit(0)
 
 
@@ -184,16 +308,28 @@ def _reap():
             return
 
 
-def _run(job, code, counter):
-    workdir = os.path.join(BASE, "job-%d" % counter)
-    os.mkdir(workdir, 0o700)
-    if DROP:
-        os.chown(workdir, NOBODY, NOBODY)
-    read_end, write_end = os.pipe()
+def _drain(fd):
+    # Everything written to the report pipe (every writer is dead by now), at most 1 MiB.
+    os.set_blocking(fd, False)
+    chunks, size = [], 0
+    while size < 2**20:
+        try:
+            chunk = os.read(fd, 65536)
+        except BlockingIOError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+    return b"".join(chunks)
+
+
+def _run(job, code):
+    read_end, write_end = os.pipe()  # close-on-exec; the child's end is its only report channel
     pid = os.fork()
     if pid == 0:
         os.close(read_end)
-        _child(code, write_end, job["memory_mb"], workdir)
+        _child(code, write_end, job["memory_mb"])
     os.close(write_end)
     pidfd = os.pidfd_open(pid)
     ready, _, _ = select.select([pidfd], [], [], job["timeout_s"])
@@ -203,17 +339,16 @@ def _run(job, code, counter):
     _, status = os.waitpid(pid, 0)
     os.close(pidfd)
     _reap()
-    os.set_blocking(read_end, False)
-    try:
-        detail = os.read(read_end, 600).decode(errors="replace")
-    except BlockingIOError:
-        detail = ""
+    report = _drain(read_end)
     os.close(read_end)
-    shutil.rmtree(workdir, ignore_errors=True)
     if timed_out:
         return "timeout", "killed after %g s" % job["timeout_s"]
-    if os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0:
+    exited_zero = os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0
+    if exited_zero and report == _PASSED:
         return "passed", ""
+    detail = report.replace(_PASSED, b"")[:600].decode(errors="replace")
+    if exited_zero:
+        return "failed", detail or "exited without the harness's report that the tests ran"
     if os.WIFSIGNALED(status):
         return "failed", detail or "killed by signal %d" % os.WTERMSIG(status)
     return "failed", detail or "exit status %d" % os.WEXITSTATUS(status)
@@ -222,15 +357,13 @@ def _run(job, code, counter):
 def _serve():
     stdin, stdout = sys.stdin.buffer, sys.stdout
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
-    counter = 0
     while True:
         header = stdin.readline()
         if not header:
             return
         job = json.loads(header)
         code = stdin.read(job["size"]).decode()
-        counter += 1
-        status, detail = _run(job, code, counter)
+        status, detail = _run(job, code)
         stdout.write(json.dumps({"status": status, "detail": detail}) + "\n")
         stdout.flush()
 
@@ -244,8 +377,11 @@ _FENCE = (
     'for m in $(awk "{print \\$2}" /proc/self/mounts); do '
     'mount -o remount,bind,ro "$m" 2>/dev/null; done; '
     'mount -t tmpfs -o size=64m,mode=0700 tmpfs "$1" && cd "$1" && '
-    'exec setpriv --bounding-set -all --inh-caps -all "$2" -I -S -c "$3" namespaces 0 "$1"'
+    'exec setpriv --bounding-set -all --inh-caps -all "$2" -I -S "$4" '
+    '"$2" -I -S -c "$3" namespaces 0 "$1"'
 )
+# Installs the seccomp filter, then execs the zygote (nclb.tasks.syscall_fence).
+_LAUNCHER = syscall_fence.__file__
 _UNSHARE = [
     "unshare",
     "--user",
@@ -319,7 +455,7 @@ class Worker:
 
     def __init__(self, mode: str) -> None:
         if mode not in MODES:
-            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+            raise ValueError(f"mode {mode!r} is not one of {MODES}")
         self.mode = mode
         self.proc: subprocess.Popen | None = None
         self.base = ""
@@ -329,11 +465,13 @@ class Worker:
         # removed at close(), or when the worker is garbage or the interpreter exits
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.base, True)
         if self.mode == "namespaces":
-            cmd = [*_UNSHARE, "sh", "-c", _FENCE, "sh", self.base, sys.executable, _ZYGOTE]
+            fence = [_FENCE, "sh", self.base, sys.executable, _ZYGOTE, _LAUNCHER]
+            cmd = [*_UNSHARE, "sh", "-c", *fence]
         else:
             drop = "1" if os.geteuid() == 0 else "0"
-            os.chmod(self.base, 0o711)  # `nobody` may enter its own job folder, not list others
-            cmd = [sys.executable, "-I", "-S", "-c", _ZYGOTE, "guards-only", drop, self.base]
+            os.chmod(self.base, 0o711)  # `nobody` may enter the working folder, not list it
+            zygote = [sys.executable, "-I", "-S", "-c", _ZYGOTE, "guards-only", drop, self.base]
+            cmd = [sys.executable, "-I", "-S", _LAUNCHER, *zygote]
         return subprocess.Popen(
             cmd,
             cwd=self.base,

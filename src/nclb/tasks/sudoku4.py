@@ -15,10 +15,13 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import load_rows
 from nclb.tasks.template import infilling_canvas, plain_canvas
 from nclb.types import Canvas, Example
+
+SOURCES = ("d1", "dream")  # the two puzzle files (see the module docstring)
 
 # d1's SUDOKU_SYSTEM_PROMPT (dllm-reasoning/d1, eval/sudoku.py), sent as part of the user turn.
 D1_PROMPT = """Please solve the following 4x4 Sudoku puzzle. The puzzle is provided as a 16-character string reading left-to-right, top-to-bottom, where '0' represents empty cells.
@@ -72,16 +75,19 @@ def cell_accuracy(grid: str, puzzle: str, solution: str) -> float:
 
 
 def extract_grid(text: str, source: str) -> str:
-    """The first 16 digits of the answer part of `text` ("" if there are none).
+    """All the digits of the answer part of `text`, in order ("" if there are none).
 
-    d1: the `<answer>` part if there is one, else all of `text`; dream: `text` up to the first
-    blank line (Dream's rule).
+    d1: the last `<answer>` part if there is one, else `text` up to `</answer>` (an answer
+    block, which continues `<answer>`); dream: `text` up to the first blank line (Dream's rule).
+    Nothing is cut to 16: an answer with more or fewer digits than the grid is no solution.
     """
     if source == "dream":
         text = text.strip("\n ").split("\n\n")[0]
     elif found := _ANSWER.findall(text):
         text = found[-1]
-    return "".join(re.findall(r"\d", text))[:16]
+    else:
+        text = text.split("</answer>")[0]
+    return "".join(re.findall(r"\d", text))
 
 
 @register("task", "sudoku")
@@ -99,8 +105,7 @@ class SudokuTask:
         answer_length: int = 24,
         dream_givens: int = 10,
     ) -> None:
-        if source not in ("d1", "dream"):
-            raise UserError(f"source must be 'd1' or 'dream', got {source!r}")
+        OneOf(options=SOURCES).check("task.source", source)
         template = template or ("infilling" if source == "d1" else "plain")
         if template not in ("infilling", "plain") or (source, template) == ("dream", "infilling"):
             raise UserError(f"template {template!r} is not available for source {source!r}")
@@ -117,7 +122,9 @@ class SudokuTask:
     def examples(self, limit: int | None = None) -> list[Example]:
         """Puzzles in file order (d1: all 500; dream: the rows after the 8 shots)."""
         if self.source == "d1":
-            rows = load_rows("sudoku/d1_4x4_test_sudoku.csv", self.data_dir)
+            rows = load_rows(
+                "sudoku/d1_4x4_test_sudoku.csv", self.data_dir, fields=("Puzzle", "Solution")
+            )
             return [
                 Example(
                     f"sudoku-d1-{i}",
@@ -126,7 +133,11 @@ class SudokuTask:
                 )
                 for i, row in enumerate(rows[:limit])
             ]
-        rows = load_rows(f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl", self.data_dir)
+        rows = load_rows(
+            f"sudoku/dream_4x4/sudoku_4x4_{self.dream_givens}.jsonl",
+            self.data_dir,
+            fields=("input", "output"),
+        )
         shots = "\n\n".join(
             f"Input:\n{r['input']}\nOutput:\n{r['output']}" for r in rows[:DREAM_SHOTS]
         )

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
 from nclb.registry import register
+from nclb.schema import Integer, check_fields, setting
 from nclb.tasks.base import Score
 from nclb.tasks.template import TemplateError
 from nclb.types import Canvas, Example
@@ -133,10 +134,10 @@ class Sudoku9Task:
     """Unique-solution 9x9 puzzles with `min_blanks`..`max_blanks` blanks, solved in place."""
 
     name: str = "sudoku9"
-    gen_length: int = CELLS
-    block: int = CELLS
-    n_test: int = 500
-    seed: int = 1234
+    gen_length: int = setting(CELLS, Integer(min=1))
+    block: int = setting(CELLS, Integer(min=1))
+    n_test: int = setting(500, Integer(min=1, meaning="held-out puzzles"))
+    seed: int = setting(1234, Integer(min=0))
     min_blanks: int = 30
     max_blanks: int = 55
     marker: str = "Sudoku:"
@@ -151,6 +152,7 @@ class Sudoku9Task:
         return cls(**dict(cfg))
 
     def __post_init__(self) -> None:
+        check_fields(self, "task.")
         if not 1 <= self.min_blanks <= self.max_blanks <= 64:
             raise ValueError("need 1 <= min_blanks <= max_blanks <= 64")
 

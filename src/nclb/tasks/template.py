@@ -7,6 +7,9 @@ from nclb.models.base import MaskedLM
 from nclb.tasks.base import HasReference, Task
 from nclb.types import Canvas, Example
 
+# The prompt layouts a task's `template` key names: reasoning-as-infilling, or plain.
+TEMPLATES = ("infilling", "plain")
+
 
 class TemplateError(UserError):
     """The template does not fit the generation region."""

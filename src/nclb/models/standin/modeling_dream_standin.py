@@ -1,13 +1,16 @@
 """A small random-weight stand-in for Dream-7B's remote code (self-contained: copied into folders).
 
-Same config field names and class names as the released `configuration_dream.py` /
-`modeling_dream.py` (DreamConfig, DreamModel, model_type "Dream"), a Qwen2-style block (RMSNorm,
-rotary, grouped-query attention with q/k/v biases, SwiGLU), and the released interface:
+Same config field names, module and parameter names as the released `configuration_dream.py` /
+`modeling_dream.py` (DreamConfig, DreamModel with `model` a DreamBaseModel and `lm_head`,
+model_type "Dream"), a Qwen2-style block (RMSNorm, rotary, grouped-query attention with q/k/v
+biases, SwiGLU), and the released interface:
 
 - outputs are SHIFTED like a next-token model's: the output at position i is the prediction for
   token i+1, so the prediction for position i sits at i-1;
 - `attention_mask` is None, the string "full", or a 4-D boolean [B, 1, N, N] tensor (True = may
-  attend); `position_ids` [B, N] gives each token's rotary position.
+  attend); `position_ids` [B, N] gives each token's rotary position;
+- `model.get_decoder()` is the base model (ids -> `last_hidden_state` [B, N, D]) and
+  `model.get_output_embeddings()` the head, so logits can be taken at some positions only.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import PretrainedConfig, PreTrainedModel
-from transformers.modeling_outputs import MaskedLMOutput
+from transformers.modeling_outputs import BaseModelOutput, MaskedLMOutput
 
 
 class DreamConfig(PretrainedConfig):
@@ -36,6 +39,8 @@ class DreamConfig(PretrainedConfig):
         rope_theta: float = 1000000.0,
         rms_norm_eps: float = 1e-6,
         initializer_range: float = 0.02,
+        hidden_act: str = "silu",
+        rope_scaling: dict | None = None,
         mask_token_id: int = 151666,
         pad_token_id: int = 151643,
         bos_token_id: int = 151643,
@@ -52,6 +57,8 @@ class DreamConfig(PretrainedConfig):
         self.rope_theta = rope_theta
         self.rms_norm_eps = rms_norm_eps
         self.initializer_range = initializer_range
+        self.hidden_act = hidden_act
+        self.rope_scaling = rope_scaling
         self.mask_token_id = mask_token_id
         kwargs.setdefault("tie_word_embeddings", False)
         super().__init__(
@@ -62,7 +69,7 @@ class DreamConfig(PretrainedConfig):
         )
 
 
-class _RMSNorm(nn.Module):
+class DreamRMSNorm(nn.Module):
     def __init__(self, size: int, eps: float) -> None:
         super().__init__()
         self.weight = nn.Parameter(torch.ones(size))
@@ -84,7 +91,7 @@ def _rotary(x: torch.Tensor, positions: torch.Tensor, theta: float) -> torch.Ten
     return torch.cat([x1 * cos - x2 * sin, x2 * cos + x1 * sin], dim=-1)
 
 
-class _Attention(nn.Module):
+class DreamAttention(nn.Module):
     def __init__(self, cfg: DreamConfig) -> None:
         super().__init__()
         d, self.heads, self.kv_heads = (
@@ -112,7 +119,7 @@ class _Attention(nn.Module):
         return self.o_proj(y.transpose(1, 2).reshape(b, n, d))
 
 
-class _MLP(nn.Module):
+class DreamMLP(nn.Module):
     def __init__(self, cfg: DreamConfig) -> None:
         super().__init__()
         self.gate_proj = nn.Linear(cfg.hidden_size, cfg.intermediate_size, bias=False)
@@ -123,31 +130,48 @@ class _MLP(nn.Module):
         return self.down_proj(F.silu(self.gate_proj(x)) * self.up_proj(x))
 
 
-class _Layer(nn.Module):
+class DreamDecoderLayer(nn.Module):
     def __init__(self, cfg: DreamConfig) -> None:
         super().__init__()
-        self.input_layernorm = _RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.self_attn = _Attention(cfg)
-        self.post_attention_layernorm = _RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
-        self.mlp = _MLP(cfg)
+        self.input_layernorm = DreamRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.self_attn = DreamAttention(cfg)
+        self.post_attention_layernorm = DreamRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.mlp = DreamMLP(cfg)
 
     def forward(self, x, mask, positions):
         x = x + self.self_attn(self.input_layernorm(x), mask, positions)
         return x + self.mlp(self.post_attention_layernorm(x))
 
 
-class _Base(nn.Module):
+class DreamBaseModel(nn.Module):
+    """ids [B, N] -> the final-norm hidden states [B, N, D] (`last_hidden_state`)."""
+
     def __init__(self, cfg: DreamConfig) -> None:
         super().__init__()
+        if cfg.hidden_act != "silu" or cfg.rope_scaling is not None:
+            raise ValueError("the Dream stand-in implements hidden_act='silu', rope_scaling=None")
         self.embed_tokens = nn.Embedding(cfg.vocab_size, cfg.hidden_size)
-        self.layers = nn.ModuleList(_Layer(cfg) for _ in range(cfg.num_hidden_layers))
-        self.norm = _RMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
+        self.layers = nn.ModuleList(DreamDecoderLayer(cfg) for _ in range(cfg.num_hidden_layers))
+        self.norm = DreamRMSNorm(cfg.hidden_size, cfg.rms_norm_eps)
 
-    def forward(self, input_ids, mask, positions):
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor | str | None = None,
+        position_ids: torch.Tensor | None = None,
+        **kwargs,
+    ) -> BaseModelOutput:
+        """attention_mask: None / "full" (attend everywhere) or bool [B, 1, N, N]."""
+        b, n = input_ids.shape
+        mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
+        if mask is not None and (mask.dim() != 4 or mask.dtype != torch.bool):
+            raise ValueError("attention_mask must be None, 'full' or a bool [B, 1, N, N] tensor")
+        if position_ids is None:
+            position_ids = torch.arange(n, device=input_ids.device).expand(b, n)
         x = self.embed_tokens(input_ids)
         for layer in self.layers:
-            x = layer(x, mask, positions)
-        return self.norm(x)
+            x = layer(x, mask, position_ids)
+        return BaseModelOutput(last_hidden_state=self.norm(x))
 
 
 class DreamModel(PreTrainedModel):
@@ -155,11 +179,11 @@ class DreamModel(PreTrainedModel):
 
     config_class = DreamConfig
     base_model_prefix = "model"
-    _no_split_modules = ["_Layer"]
+    _no_split_modules = ["DreamDecoderLayer"]
 
     def __init__(self, config: DreamConfig) -> None:
         super().__init__(config)
-        self.model = _Base(config)
+        self.model = DreamBaseModel(config)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
@@ -172,6 +196,12 @@ class DreamModel(PreTrainedModel):
     def get_input_embeddings(self) -> nn.Embedding:
         return self.model.embed_tokens
 
+    def get_output_embeddings(self) -> nn.Linear:
+        return self.lm_head
+
+    def get_decoder(self) -> DreamBaseModel:
+        return self.model
+
     def forward(
         self,
         input_ids: torch.Tensor,
@@ -180,11 +210,5 @@ class DreamModel(PreTrainedModel):
         **kwargs,
     ) -> MaskedLMOutput:
         """attention_mask: None / "full" (attend everywhere) or bool [B, 1, N, N]."""
-        b, n = input_ids.shape
-        mask = attention_mask if isinstance(attention_mask, torch.Tensor) else None
-        if mask is not None and (mask.dim() != 4 or mask.dtype != torch.bool):
-            raise ValueError("attention_mask must be None, 'full' or a bool [B, 1, N, N] tensor")
-        if position_ids is None:
-            position_ids = torch.arange(n, device=input_ids.device).expand(b, n)
-        hidden = self.model(input_ids, mask, position_ids)
+        hidden = self.model(input_ids, attention_mask, position_ids).last_hidden_state
         return MaskedLMOutput(logits=self.lm_head(hidden))

@@ -7,23 +7,28 @@ from dataclasses import dataclass
 import torch
 
 from nclb.registry import register
-from nclb.sampler.policy import StepView, check_budget, within_budget
+from nclb.sampler.policy import BUDGET, RULES, Decoder, StepView, within_budget
+from nclb.schema import OneOf, check_fields, setting
 
 
 @register("decoder", "ar_med")
 @dataclass
-class ARMED:
+class ARMED(Decoder):
     """AR-MED: commit the leftmost masked position of the block, then extend to the following
     masked positions, left to right, while they pass the same entropy test as MED (stopping at
     the first that fails)."""
 
-    lam: float = 0.2
-    rule: str = "per_position"
+    lam: float = setting(0.2, BUDGET, key="lam")
+    rule: str = setting("per_position", OneOf(options=RULES))
     name: str = "ar_med"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when lam or rule is out of range."""
-        check_budget(self.lam, self.rule)
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """Left-to-right commit run within the entropy budget."""

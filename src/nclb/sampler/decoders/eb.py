@@ -11,23 +11,26 @@ from dataclasses import dataclass
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView
+from nclb.sampler.policy import BUDGET, Decoder, StepView
+from nclb.schema import check_fields, setting
 
 
 @register("decoder", "eb")
 @dataclass
-class EB:
+class EB(Decoder):
     """Entropy order; add positions while sum(entropy) - max(entropy) <= lam (>= 1 per step)."""
 
-    lam: float = 0.2
+    lam: float = setting(0.2, BUDGET, key="lam")
     name: str = "eb"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when `lam` is out of range."""
-        if not (isinstance(self.lam, int | float) and 0 <= self.lam < float("inf")):
-            raise UserError(f"lam={self.lam!r} must be a finite number >= 0 (an entropy in nats)")
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """The entropy-ordered prefix within the budget."""
@@ -35,8 +38,9 @@ class EB:
         order = ent.argsort(dim=1, stable=True)
         ranked = ent.gather(1, order)
         # In ascending order the max of a prefix is its last entry, so sum - max of the prefix
-        # ending at position m is the sum of the entropies before m.
-        before = ranked.cumsum(dim=1) - ranked
+        # ending at position m is the sum of the entropies before m: an exclusive running sum
+        # (never a difference, which cancels: 1.3e-9 + 0.381 - 0.381 is 0 in float32).
+        before = torch.zeros_like(ranked)
+        before[:, 1:] = ranked[:, :-1].cumsum(dim=1)
         ok = (before <= self.lam) & torch.isfinite(ranked)
-        ok[:, 0] = torch.isfinite(ranked[:, 0])
         return torch.zeros_like(ok).scatter(1, order, ok) & view.candidates

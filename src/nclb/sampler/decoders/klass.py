@@ -15,27 +15,24 @@ from typing import ClassVar
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView, first_always, order_score
+from nclb.sampler.policy import Decoder, StepView, first_always, order_score
+from nclb.schema import PROBABILITY, Number, check_fields, setting
 
 
 @register("decoder", "klass")
 @dataclass
-class KLASS:
+class KLASS(Decoder):
     """Stable (KL to the previous pass < kl) and confident (top p > tau) candidates, >= 1 a step."""
 
-    kl: float = 0.01
-    tau: float = 0.9
+    kl: float = setting(0.01, Number(meaning="nats"))
+    tau: float = setting(0.9, PROBABILITY)
     name: str = "klass"
     needs_previous: ClassVar[bool] = True
 
     def validate(self) -> None:
-        """Raise UserError naming the key when a threshold is out of range."""
-        if not (isinstance(self.kl, int | float) and 0 <= self.kl < float("inf")):
-            raise UserError(f"decoder.kl={self.kl!r} must be a finite number >= 0 (nats)")
-        if not (isinstance(self.tau, int | float) and 0 <= self.tau <= 1):
-            raise UserError(f"decoder.tau={self.tau!r} must be a probability in [0, 1]")
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
 
     def select(self, view: StepView) -> torch.Tensor:
         """Settled, confident candidates, or the single lowest-entropy one."""

@@ -6,26 +6,29 @@ from dataclasses import dataclass
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import ORDERS, StepView, order_score, top_k_mask
+from nclb.sampler.policy import ORDERS, Decoder, StepView, order_score, top_k_mask
+from nclb.schema import Integer, OneOf, check_fields, setting
 
 
 @register("decoder", "ktoken")
 @dataclass
-class KToken:
+class KToken(Decoder):
     """Commit the k best positions of the active block per step, ranked by `order`."""
 
-    k: int = 1
-    order: str = "entropy"
+    k: int = setting(1, Integer(min=1), key="k")
+    order: str = setting("entropy", OneOf(options=ORDERS))
     name: str = "ktoken"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when a parameter is out of range."""
-        if not (isinstance(self.k, int) and self.k >= 1):
-            raise UserError(f"k={self.k!r} must be an integer >= 1")
-        if self.order not in ORDERS:
-            raise UserError(f"decoder.order={self.order!r} must be one of {list(ORDERS)}")
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """Re-scorable unless positions are ranked by the sampled token's probability."""
+        if self.order == "confidence":
+            return "decoder.order=confidence ranks positions by the sampled token's probability"
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """The k best candidates per row."""

@@ -9,7 +9,10 @@ import torch
 
 from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView, order_score, top_k_mask
+from nclb.sampler.policy import Decoder, StepView, order_score, top_k_mask
+from nclb.schema import Integer, OneOf, check_fields, setting
+
+REMASKING = ("low_confidence", "random")
 
 
 def llada_schedule(masked: torch.Tensor, steps: int) -> torch.Tensor:
@@ -23,14 +26,14 @@ def llada_schedule(masked: torch.Tensor, steps: int) -> torch.Tensor:
 
 @register("decoder", "llada")
 @dataclass
-class LLaDA:
+class LLaDA(Decoder):
     """LLaDA's reference scheme: `steps_per_block` steps per block, each committing the number
     of tokens given by `llada_schedule`, chosen by low_confidence (p of the chosen token) or
     random remasking. The loop moves to the next block once a block is full, so passes that
     LLaDA's reference spends on an already-full block are not made (same tokens, fewer NFE)."""
 
-    steps_per_block: int = 32
-    remasking: str = "low_confidence"
+    steps_per_block: int = setting(32, Integer(min=1, meaning="steps per block"))
+    remasking: str = setting("low_confidence", OneOf(options=REMASKING))
     name: str = "llada"
 
     @classmethod
@@ -39,11 +42,7 @@ class LLaDA:
         the steps do not split evenly over the blocks."""
         params = dict(params)
         blocks = -(-gen_length // block)
-        steps = params.pop("steps")
-        if steps is not None and (
-            isinstance(steps, bool) or not isinstance(steps, int) or steps < 1
-        ):
-            raise UserError(f"decoder.steps={steps!r} must be an integer >= 1 or null")
+        steps = Integer(min=1, nullable=True).check("decoder.steps", params.pop("steps"))
         steps = steps or gen_length
         if steps % blocks:
             raise UserError(
@@ -54,13 +53,14 @@ class LLaDA:
         return params
 
     def validate(self) -> None:
-        """Raise UserError naming the key when a parameter is out of range."""
-        if not (isinstance(self.steps_per_block, int) and self.steps_per_block >= 1):
-            raise UserError(f"decoder.steps={self.steps_per_block!r} must give >= 1 step per block")
-        if self.remasking not in ("low_confidence", "random"):
-            raise UserError(
-                f"decoder.remasking={self.remasking!r} must be 'low_confidence' or 'random'"
-            )
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """Re-scorable with random remasking only."""
+        if self.remasking == "random":
+            return None
+        return "decoder.remasking=low_confidence ranks positions by the sampled token's probability"
 
     def select(self, view: StepView) -> torch.Tensor:
         """The scheduled number of lowest-remasking-score candidates."""

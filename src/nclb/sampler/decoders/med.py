@@ -7,25 +7,30 @@ from dataclasses import dataclass
 import torch
 
 from nclb.registry import register
-from nclb.sampler.policy import StepView, check_budget, within_budget
+from nclb.sampler.policy import BUDGET, RULES, Decoder, StepView, within_budget
+from nclb.schema import OneOf, check_fields, setting
 
 
 @register("decoder", "med")
 @dataclass
-class MED:
+class MED(Decoder):
     """Multi-token entropy decoding: the lowest-entropy position, plus others under `lam`.
 
     rule=per_position adds every candidate with entropy < lam; rule=cumulative adds candidates
     in entropy order while the running entropy sum stays < lam (EB-sampler style).
     """
 
-    lam: float = 0.2
-    rule: str = "per_position"
+    lam: float = setting(0.2, BUDGET, key="lam")
+    rule: str = setting("per_position", OneOf(options=RULES))
     name: str = "med"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when lam or rule is out of range."""
-        check_budget(self.lam, self.rule)
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """None: each step's set is chosen from the state's entropies alone."""
+        return None
 
     def select(self, view: StepView) -> torch.Tensor:
         """Entropy-ordered commit set within the entropy budget."""

@@ -6,23 +6,26 @@ from dataclasses import dataclass
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
-from nclb.sampler.policy import StepView, first_always, order_score
+from nclb.sampler.policy import Decoder, StepView, first_always, order_score
+from nclb.schema import PROBABILITY, check_fields, setting
 
 
 @register("decoder", "threshold")
 @dataclass
-class Threshold:
+class Threshold(Decoder):
     """Fast-dLLM style: commit every candidate whose confidence exceeds `tau` (at least one)."""
 
-    tau: float = 0.9
+    tau: float = setting(0.9, PROBABILITY)
     name: str = "threshold"
 
     def validate(self) -> None:
-        """Raise UserError naming the key when `tau` is out of range."""
-        if not (0.0 <= self.tau <= 1.0):
-            raise UserError(f"decoder.tau={self.tau!r} must be a probability in [0, 1]")
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
+
+    def kl_unsupported(self) -> str | None:
+        """Not re-scorable: the commit set depends on the sampled tokens."""
+        return "decoder=threshold commits by the sampled token's probability"
 
     def select(self, view: StepView) -> torch.Tensor:
         """Confident candidates, or the single most confident one."""

@@ -16,35 +16,30 @@ oracle gives the true leave-one-out conditional.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 import torch
 
-from nclb.errors import UserError
 from nclb.registry import register
 from nclb.sampler.decoders.med import MED
-from nclb.sampler.policy import StepView
+from nclb.sampler.policy import BUDGET, Decoder, StepView
+from nclb.schema import PROBABILITY, Integer, check_fields, setting
 
 
 @register("decoder", "verify")
 @dataclass
-class Verify:
+class Verify(Decoder):
     """Wide MED-style commits (entropy < lam); revoke last step's commits that fail `keep`."""
 
-    lam: float = 1.0
-    keep: float = 0.5
-    max_revocations: int = 1
+    lam: float = setting(1.0, BUDGET, key="lam")
+    keep: float = setting(0.5, PROBABILITY)
+    max_revocations: int = setting(1, Integer(min=0))
     name: str = "verify"
+    revokes: ClassVar[bool] = True
 
     def validate(self) -> None:
-        """Raise UserError naming the key when a threshold is out of range."""
-        if not (isinstance(self.lam, int | float) and 0 <= self.lam < float("inf")):
-            raise UserError(f"lam={self.lam!r} must be a finite number >= 0 (an entropy in nats)")
-        if not (isinstance(self.keep, int | float) and 0 <= self.keep <= 1):
-            raise UserError(f"decoder.keep={self.keep!r} must be a probability in [0, 1]")
-        if not (isinstance(self.max_revocations, int) and self.max_revocations >= 0):
-            raise UserError(
-                f"decoder.max_revocations={self.max_revocations!r} must be an integer >= 0"
-            )
+        """Raise UserError naming the key when a field is out of its bound."""
+        check_fields(self, "decoder.")
 
     def revoke(self, view: StepView) -> torch.Tensor:
         """Bool [B, G]: last step's commits this pass disowns (within the revocation limit)."""

@@ -1,0 +1,236 @@
+"""`make cache`: what the key/value cache buys and costs, per decoder, from logged runs.
+
+Each setting is one `nclb run` (run folders under `out_dir`, resumed when already logged, so the
+table is rebuilt from the logs without decoding again): the decoders below with cache none,
+prefix and dual on chain (greedy, batch 64), and on sudoku9 with the any-order refresh policy.
+A second, smaller run of every cached setting turns `cache.audit` on to measure the KL between
+the cached and the full pass at the committed positions (its time is not used). Speed-ups are
+ratios of examples/s measured in the same `make cache` invocation on the same machine.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from nclb.config.compose import compose
+from nclb.config.settings import resolve
+from nclb.runs.identity import run_folder
+from nclb.runs.runlog import read_records
+from nclb.runs.runner import run
+
+MODES = ("none", "prefix", "dual")
+CHAIN_DECODERS = {
+    "k=1": ["decoder=ktoken", "k=1"],
+    "k=2": ["decoder=ktoken", "k=2"],
+    "MED lam=0.2": ["decoder=med", "lam=0.2"],
+    "MED lam=0.2 + gamma 0.1": ["decoder=med", "lam=0.2", "gamma=0.1"],
+    "AR-MED lam=0.2 + gamma 0.1": ["decoder=ar_med", "lam=0.2", "gamma=0.1"],
+    "threshold tau=0.9": ["decoder=threshold", "decoder.tau=0.9"],
+}
+SUDOKU_DECODERS = {"k=1": CHAIN_DECODERS["k=1"], "MED lam=0.2": CHAIN_DECODERS["MED lam=0.2"]}
+# (task, n, decoders, cache refresh, audit n)
+PANELS = (
+    ("chain", 500, CHAIN_DECODERS, "block", 100),
+    ("sudoku9", 100, SUDOKU_DECODERS, 8, 30),
+)
+ACCURACY_DECODERS = ("k=1", "MED lam=0.2", "MED lam=0.2 + gamma 0.1", "AR-MED lam=0.2 + gamma 0.1")
+
+
+@dataclass
+class Row:
+    """One table row: a decoder with one cache mode on one task."""
+
+    task: str
+    decoder: str
+    cache: str
+    n: int
+    accuracy: float
+    ci: float
+    nfe: float
+    computed: float
+    examples_per_s: float | None
+    differ: float | None = None
+    cache_kl: float | None = None
+    speedup_same: float | None = None
+    speedup_k1: float | None = None
+
+
+def overrides(
+    task: str, n: int, decoder: list[str], mode: str, refresh: Any, out: Path
+) -> list[str]:
+    """The `nclb run` overrides of one setting."""
+    keys = [f"task={task}", f"limit={n}", "batch_size=64", "threads=1", f"out_dir={out}"]
+    keys += [*decoder, f"cache={mode}"]
+    return keys + ([f"cache.refresh={refresh}"] if mode != "none" else [])
+
+
+def logged_run(keys: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The summary and records of one setting: read from its run folder when every example is
+    logged there with its timing, else decoded now (`nclb run`)."""
+    cfg = compose("config", keys)
+    folder = run_folder(resolve(cfg))
+    summary_path = folder / "summary.json"
+    want = cfg["limit"]
+    if summary_path.exists():
+        summary = json.loads(summary_path.read_text())
+        if summary.get("n") == want and summary.get("examples_per_s"):
+            return summary, read_records(folder / "records.jsonl")
+    summary = run(cfg)
+    return summary, read_records(folder / "records.jsonl")
+
+
+def interval(p: float, n: int) -> float:
+    """Half-width of the normal 95% interval of an accuracy p over n examples."""
+    return 1.96 * math.sqrt(p * (1 - p) / n) if n else float("nan")
+
+
+def build(out: Path, panels=PANELS) -> list[Row]:
+    """Every row of the table, decoding what is not logged yet."""
+    rows = []
+    for task, n, decoders, refresh, audit_n in panels:
+        outputs: dict[tuple[str, str], dict[str, str]] = {}
+        for label, decoder in decoders.items():
+            for mode in MODES:
+                summary, records = logged_run(overrides(task, n, decoder, mode, refresh, out))
+                outputs[label, mode] = {r["id"]: r["output"] for r in records}
+                row = Row(
+                    task=task,
+                    decoder=label,
+                    cache=mode,
+                    n=summary["n"],
+                    accuracy=summary["accuracy"],
+                    ci=interval(summary["accuracy"], summary["n"]),
+                    nfe=summary["mean_nfe"],
+                    computed=summary["mean_computed"],
+                    examples_per_s=summary["examples_per_s"],
+                )
+                if mode != "none":
+                    plain = outputs[label, "none"]
+                    mine = outputs[label, mode]
+                    row.differ = sum(mine[i] != plain[i] for i in mine) / len(mine)
+                    keys = overrides(task, audit_n, decoder, mode, refresh, out)
+                    audited, _ = logged_run([*keys, "cache.audit=true"])
+                    row.cache_kl = audited["mean_cache_kl"]
+                rows.append(row)
+    for row in rows:
+        same = next(
+            r for r in rows if (r.task, r.decoder, r.cache) == (row.task, row.decoder, "none")
+        )
+        k1 = next(r for r in rows if (r.task, r.decoder, r.cache) == (row.task, "k=1", "none"))
+        row.speedup_same = ratio(row.examples_per_s, same.examples_per_s)
+        row.speedup_k1 = ratio(row.examples_per_s, k1.examples_per_s)
+    return rows
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    """a / b, None when either is missing."""
+    return a / b if a and b else None
+
+
+def fmt(value: float | None, spec: str) -> str:
+    """A table cell ('-' for a missing value)."""
+    return "-" if value is None else format(value, spec)
+
+
+def find(rows: list[Row], task: str, decoder: str, cache: str) -> Row:
+    """The row of one setting."""
+    return next(r for r in rows if (r.task, r.decoder, r.cache) == (task, decoder, cache))
+
+
+def checks(rows: list[Row]) -> list[str]:
+    """The issue's targets, each computed from the rows (met / not met, with the numbers)."""
+    out = []
+    for label in ACCURACY_DECODERS:
+        base, dual = find(rows, "chain", label, "none"), find(rows, "chain", label, "dual")
+        gap = 100 * (dual.accuracy - base.accuracy)
+        ok = abs(gap) <= 1.0
+        out.append(
+            f"- {label}, dual vs no cache: accuracy {100 * dual.accuracy:.1f}% vs "
+            f"{100 * base.accuracy:.1f}% ({gap:+.1f} points): {'met' if ok else 'NOT met'} (within 1.0)"
+        )
+    for label, goal in (("k=1", 3.0), ("MED lam=0.2", 1.8)):
+        s = find(rows, "chain", label, "dual").speedup_same
+        ok = s is not None and s >= goal
+        out.append(
+            f"- {label}, dual: {fmt(s, '.2f')}x its own no-cache examples/s: {'met' if ok else 'NOT met'} (>= {goal}x)"
+        )
+    best = find(rows, "chain", "MED lam=0.2 + gamma 0.1", "dual")
+    k1 = find(rows, "chain", "k=1", "none")
+    gap = 100 * (best.accuracy - k1.accuracy)
+    ok = (best.speedup_k1 or 0) >= 8.0 and abs(gap) <= 1.0
+    out.append(
+        f"- MED lam=0.2 + gamma 0.1 + dual: {fmt(best.speedup_k1, '.2f')}x the examples/s of k=1 "
+        f"without cache, {gap:+.1f} points against it: {'met' if ok else 'NOT met'} (>= 8x within 1 point)"
+    )
+    return out
+
+
+COLUMNS = (
+    "task",
+    "decoder",
+    "cache",
+    "n",
+    "accuracy",
+    "ci95",
+    "nfe",
+    "computed_per_example",
+    "examples_per_s",
+    "speedup_vs_same_no_cache",
+    "speedup_vs_k1_no_cache",
+    "outputs_differing",
+    "cache_kl",
+)
+
+
+def write(rows: list[Row], results: Path, command: str, git: str) -> list[Path]:
+    """results/cache.md and results/cache.csv."""
+    csv_path, md_path = results / "cache.csv", results / "cache.md"
+    with csv_path.open("w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(COLUMNS)
+        for r in rows:
+            w.writerow(
+                [
+                    r.task,
+                    r.decoder,
+                    r.cache,
+                    r.n,
+                    f"{r.accuracy:.4f}",
+                    f"{r.ci:.4f}",
+                    f"{r.nfe:.2f}",
+                    f"{r.computed:.1f}",
+                    fmt(r.examples_per_s, ".3f"),
+                    fmt(r.speedup_same, ".3f"),
+                    fmt(r.speedup_k1, ".3f"),
+                    fmt(r.differ, ".4f"),
+                    fmt(r.cache_kl, ".3g"),
+                ]
+            )
+    lines = [
+        "# Key/value cache: accuracy, passes, positions computed and examples/s per decoder",
+        "",
+        f"Command: `{command}`; git {git}; one CPU thread, tiny model, fp32, greedy, batch 64. "
+        "Speed-ups are ratios of examples/s measured in that one invocation. `computed`: positions "
+        "(prompt included) the forward passes computed per example; `differ`: share of outputs "
+        "that differ from the same decoder without cache; `KL`: mean KL(full pass || cached pass) "
+        "at the positions cached passes committed (cache.audit, on the first examples).",
+        "",
+        "| task | decoder | cache | n | accuracy (95%) | NFE | computed | ex/s | vs same | vs k=1 | differ | KL |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r.task} | {r.decoder} | {r.cache} | {r.n} | {100 * r.accuracy:.1f} ± {100 * r.ci:.1f} | "
+            f"{r.nfe:.1f} | {r.computed:.0f} | {fmt(r.examples_per_s, '.2f')} | "
+            f"{fmt(r.speedup_same, '.2f')}x | {fmt(r.speedup_k1, '.2f')}x | "
+            f"{fmt(None if r.differ is None else 100 * r.differ, '.1f')}{'%' if r.differ is not None else ''} | "
+            f"{fmt(r.cache_kl, '.2g')} |"
+        )
+    lines += ["", "Targets (computed from the rows above):", "", *checks(rows), ""]
+    md_path.write_text("\n".join(lines))
+    return [md_path, csv_path]
