@@ -32,6 +32,7 @@ bench: install
 # Paper tables and figures (nclb table; grids in configs/grids/, outputs in results/).
 # MODEL=tiny (default, CPU) | llada | dream (GPU). TABLE_ARGS passes extra key=value to nclb table.
 MODEL ?= tiny
+# The grids with a target here (nclb.tables.make reads this line for the tables' provenance).
 PAPER_TARGETS := table1 figure3 table2 table3 table4 table6 figure4 decoder_front
 .PHONY: $(PAPER_TARGETS) tables
 

@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 from nclb.experiments.cache_table import build, write
-from nclb.runs.runlog import git_revision
+from nclb.runs.revision import git_revision
 from nclb.threads import use_threads
 
 

@@ -32,13 +32,13 @@ def outputs(task_name: str, limit: int, overrides: list[str], batch_size: int = 
     from nclb.config.settings import resolve
     from nclb.models.build import build_model
     from nclb.runs.runner import decode
-    from nclb.tasks.build import build_task
+    from nclb.tasks.build import build_task, model_context
 
     cfg = compose("config", [f"task={task_name}", f"limit={limit}", "device=cpu", *overrides])
     s = resolve(cfg)
     task = build_task(s.task)
     examples = task.examples(s.limit)
-    model = build_model(s.model, task, examples, s.gen_length)
+    model = build_model(s.model, model_context(task, examples, s.gen_length))
     canvases = [task.canvas(ex, model, s.gen_length) for ex in examples]
     gens = decode(model, canvases, s.decoder, s.sampler, batch_size)
     return [g.region for g in gens]

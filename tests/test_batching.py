@@ -12,7 +12,7 @@ from nclb.models.oracle import CharCodec
 from nclb.runs.runner import decode
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.stats import position_stats
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 _WORKLOADS: dict[str, Workload] = {}
 

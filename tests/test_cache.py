@@ -99,12 +99,12 @@ def test_cached_greedy_outputs_do_not_depend_on_the_batching():
     from nclb.config.settings import resolve
     from nclb.models.build import build_model
     from nclb.runs.runner import decode
-    from nclb.tasks.build import build_task
+    from nclb.tasks.build import build_task, model_context
 
     s = resolve(compose("config", ["limit=12", "device=cpu", *CACHED]))
     task = build_task(s.task)
     examples = task.examples(s.limit)
-    model = build_model(s.model, task, examples, s.gen_length)
+    model = build_model(s.model, model_context(task, examples, s.gen_length))
     canvases = [task.canvas(ex, model, s.gen_length) for ex in examples]
 
     def regions(batch: int, continuous: bool = True) -> list[list[int]]:

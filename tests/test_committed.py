@@ -8,7 +8,7 @@ import subprocess
 import pytest
 
 from nclb.errors import UserError
-from nclb.runs.runlog import uncommitted_code
+from nclb.runs.revision import uncommitted_code
 from nclb.tables.committed import committed_code_stamp
 
 

@@ -4,7 +4,6 @@ from fractions import Fraction
 
 import pytest
 
-from nclb.tasks.base import Example
 from nclb.tasks.extract import (
     boxed_contents,
     last_boxed,
@@ -17,6 +16,7 @@ from nclb.tasks.gsm8k import GSM8kTask, split_solution
 from nclb.tasks.mathtask import math_equal
 from nclb.tasks.number_words import words_to_digits
 from nclb.tasks.numbers import Reading, read_value
+from nclb.types import Example
 
 
 @pytest.mark.parametrize(

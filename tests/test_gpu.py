@@ -1,4 +1,4 @@
-"""Issue 7's code paths with the tiny model on a GPU: posterior traces, LoRA fine-tuning, KL
+"""The experiment commands' code paths with the tiny model on a GPU: posterior traces, LoRA fine-tuning, KL
 logging and partial-trace scores (`pytest -m gpu`; skipped without CUDA).
 
 NCLB_GPU_TEST_DEVICE=cpu runs the same checks on the CPU (a dry run of this file)."""

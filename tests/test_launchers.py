@@ -13,7 +13,8 @@ import pytest
 from nclb.config import compose as composition
 from nclb.config import config_dir
 from nclb.errors import UserError
-from nclb.runs.runlog import RECORDS, SUMMARY, RunLock, read_records
+from nclb.runs.lock import RunLock
+from nclb.runs.runlog import RECORDS, SUMMARY, read_records
 
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
 NCLB = [sys.executable, "-m", "nclb"]
@@ -70,7 +71,7 @@ def test_a_second_process_waits_for_the_run_folder_lock(tmp_path):
     folder, log = tmp_path / "run", tmp_path / "stderr.txt"
     lock = RunLock(folder)
     code = (
-        "import sys; from pathlib import Path; from nclb.runs.runlog import RunLock; "
+        "import sys; from pathlib import Path; from nclb.runs.lock import RunLock; "
         "RunLock(Path(sys.argv[1])); print('got it', flush=True)"
     )
     with log.open("w") as err:

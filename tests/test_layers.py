@@ -1,4 +1,5 @@
-"""The layers of src/nclb: the library never imports the CLI, and no two modules import each
+"""The layers of src/nclb: every module belongs to a declared layer and imports only its own
+layer and those below it; the library never imports the CLI, and no two modules import each
 other (directly or round a longer loop). Read from the source with ast, imports inside
 functions included."""
 
@@ -9,13 +10,62 @@ from pathlib import Path
 
 PACKAGE = Path(__file__).resolve().parents[1] / "src" / "nclb"
 CLI_IMPORTERS = {"nclb.__main__", "nclb.cli"}
+# The layers, bottom first: a module may import its own layer and the ones before it. Each
+# entry names a module or a subpackage (all its modules); the longest entry that a module's
+# name starts with decides its layer, and a module no entry names fails the test.
+LAYERS = (
+    (
+        "shared types",
+        (
+            "nclb",
+            "nclb.types",
+            "nclb.errors",
+            "nclb.locations",
+            "nclb.plugins",
+            "nclb.registry",
+            "nclb.schema",
+            "nclb.threads",
+        ),
+    ),
+    ("models", ("nclb.models", "nclb.tiny")),
+    ("sampler", ("nclb.sampler",)),
+    ("config", ("nclb.config", "nclb.confighelp")),
+    ("tasks", ("nclb.tasks",)),
+    ("runs", ("nclb.runs", "nclb.preflight", "nclb.training")),
+    ("experiments", ("nclb.experiments", "nclb.lmeval")),
+    ("tables", ("nclb.tables", "nclb.show")),
+    ("commands", ("nclb.cli", "nclb.__main__", "nclb.lmeval.__main__")),
+)
 
 
-def module_files() -> dict[str, Path]:
+def layer_of(module: str, layers=LAYERS) -> int | None:
+    """The index in `layers` of the module's layer (None when no entry names it)."""
+    best = None
+    for index, (_, entries) in enumerate(layers):
+        for entry in entries:
+            named = module == entry or (entry != "nclb" and module.startswith(entry + "."))
+            if named and (best is None or len(entry) > len(best[1])):
+                best = (index, entry)
+    return None if best is None else best[0]
+
+
+def upward_imports(graph: dict[str, set[str]], layers=LAYERS) -> list[str]:
+    """'a (layer) -> b (layer)' for every import of a module from a layer above its own."""
+    names = [name for name, _ in layers]
+    found = []
+    for module, targets in sorted(graph.items()):
+        for target in sorted(targets):
+            low, high = layer_of(module, layers), layer_of(target, layers)
+            if low is not None and high is not None and high > low:
+                found.append(f"{module} ({names[low]}) -> {target} ({names[high]})")
+    return found
+
+
+def module_files(package: Path = PACKAGE) -> dict[str, Path]:
     """Dotted module name -> source file, for every module of the nclb package."""
     modules = {}
-    for file in PACKAGE.rglob("*.py"):
-        parts = list(file.relative_to(PACKAGE.parent).with_suffix("").parts)
+    for file in package.rglob("*.py"):
+        parts = list(file.relative_to(package.parent).with_suffix("").parts)
         if parts[-1] == "__init__":
             parts.pop()
         modules[".".join(parts)] = file
@@ -35,9 +85,9 @@ def imported_names(module: str, file: Path, node: ast.AST) -> list[str]:
     return [base, *(f"{base}.{alias.name}" for alias in node.names)]
 
 
-def import_graph() -> dict[str, set[str]]:
+def import_graph(package: Path = PACKAGE) -> dict[str, set[str]]:
     """Each nclb module -> the nclb modules it imports."""
-    modules = module_files()
+    modules = module_files(package)
     graph = {}
     for module, file in modules.items():
         targets = set()
@@ -111,3 +161,30 @@ def test_the_run_path_never_imports_the_commands_built_on_it():
         if target.split(".")[1] in above
     )
     assert not upward, "the run path imports the layers above it: " + "; ".join(upward)
+
+
+def test_every_module_has_a_declared_layer():
+    unmapped = sorted(m for m in module_files() if layer_of(m) is None)
+    assert not unmapped, f"modules in no layer of LAYERS: {unmapped}"
+
+
+def test_no_import_points_up_the_layers():
+    upward = upward_imports(import_graph())
+    assert not upward, "imports that point up the layers: " + "; ".join(upward)
+
+
+def test_the_layer_check_flags_an_upward_import(tmp_path):
+    package = tmp_path / "nclb"
+    (package / "models").mkdir(parents=True)
+    (package / "tasks").mkdir()
+    for init in (package, package / "models", package / "tasks"):
+        (init / "__init__.py").write_text("")
+    (package / "tasks" / "base.py").write_text("from nclb.models import fake\n")
+    (package / "models" / "fake.py").write_text(
+        "def build():\n    from ..tasks.base import Task\n    return Task\n"
+    )
+    graph = import_graph(package)
+    assert upward_imports(graph) == ["nclb.models.fake (models) -> nclb.tasks.base (tasks)"]
+    assert layer_of("nclb.lmeval.__main__") == layer_of("nclb.cli")
+    assert layer_of("nclb.lmeval.adapter") == layer_of("nclb.experiments.bench")
+    assert layer_of("nclb.newmodule") is None

@@ -11,8 +11,8 @@ from nclb.errors import UserError
 from nclb.models.oracle import OracleModel, palindrome_joint
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.stats import position_stats
-from nclb.tasks.base import Canvas
 from nclb.tasks.template import infilling_canvas
+from nclb.types import Canvas
 
 VOCAB = 5
 REASONING, ANSWER = 4, 2

@@ -16,8 +16,8 @@ from nclb.experiments.likelihood import answer_logprobs
 from nclb.experiments.posterior import posterior, summarize_traces
 from nclb.models.oracle import OracleModel, random_joint
 from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.tasks.base import Canvas
 from nclb.tasks.template import fill_answer
+from nclb.types import Canvas
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

@@ -9,11 +9,12 @@ import torch
 from omegaconf import OmegaConf
 
 from nclb.models.reference import EOS_ID, MASK_ID, ReferenceModel
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Score
 from nclb.tasks.gsm8k import GSM8kTask
 from nclb.tasks.humaneval import HumanEvalTask
 from nclb.tasks.mathtask import MathTask
 from nclb.tasks.sudoku4 import SudokuTask
+from nclb.types import Canvas, Example
 
 ROOT = Path(__file__).resolve().parents[1]
 REF = OmegaConf.to_container(OmegaConf.load(ROOT / "configs/model/reference.yaml"))

@@ -13,7 +13,7 @@ import torch
 from conftest import FixedLogitsModel
 from nclb.sampler import SamplerConfig, build_decoder, generate
 from nclb.sampler.decoders.llada import llada_schedule
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 
 def random_net(vocab: int, seed: int):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from nclb.config.compose import compose
 from nclb.config.settings import resolve
-from nclb.runs.runlog import run_folder
+from nclb.runs.identity import run_folder
 from nclb.runs.runner import run
 
 REPO = Path(__file__).resolve().parents[1]

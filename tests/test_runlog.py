@@ -69,20 +69,21 @@ def test_records_without_an_id_are_set_aside_but_key_none_keeps_repeats(tmp_path
 
 
 def test_reading_a_locked_run_folder_announces_the_resume_once(tmp_path, capsys):
-    from nclb.runs.runlog import RunLock
+    from nclb.runs.lock import RunLock
 
     path = tmp_path / "records.jsonl"
     write_records(path, 3)
     read_records(path)
     assert capsys.readouterr().err == ""  # not resuming: the folder is not locked here
     lock = RunLock(tmp_path)
-    read_records(path)
-    read_records(path)
+    assert lock.records() == lock.records() == read_records(path)
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"resuming 3 logged examples in {tmp_path}")
     lock.release()
     read_records(path)
     assert capsys.readouterr().err == ""
+    assert RunLock(tmp_path / "empty").records() == []
+    assert capsys.readouterr().err == ""  # nothing to resume, nothing said
 
 
 def run_record(i: int, **fields) -> dict:
@@ -302,7 +303,7 @@ def test_a_failed_set_aside_keeps_what_the_side_file_held(tmp_path, monkeypatch)
 
 
 def test_releasing_a_lock_removes_its_file_and_the_folders_it_made(tmp_path):
-    from nclb.runs.runlog import RunLock
+    from nclb.runs.lock import RunLock
 
     lock = RunLock(tmp_path / "out" / "model" / "run")
     assert (tmp_path / "out" / "model" / "run" / ".lock").is_file()

@@ -10,10 +10,10 @@ from __future__ import annotations
 import pytest
 
 from nclb.tasks.arith import ArithTask
-from nclb.tasks.base import Example
 from nclb.tasks.gsm8k import GSM8kTask
 from nclb.tasks.mathtask import MathTask
 from nclb.tasks.sudoku4 import SudokuTask
+from nclb.types import Example
 
 GSM8K_CASES = [
     # LaTeX and unicode thousands separators (131 of 1319 golds are >= 1000)

@@ -14,7 +14,7 @@ import pytest
 from nclb.errors import UserError
 from nclb.tables.build import build_frame, table_frame, wilson_interval
 from nclb.tables.grid import load_grid
-from nclb.tables.make import make_table
+from nclb.tables.make import make_table, make_targets
 from nclb.tables.write import write_table
 
 GOLDEN = Path(__file__).parent / "golden" / "tables_synthetic.csv"
@@ -380,3 +380,12 @@ def test_provenance_lists_each_task_seed_once():
     lines = provenance([test, again, validation])
     assert len(lines) == 2
     assert "seed=1234" in lines[0] and "seed=4321" in lines[1]
+
+
+def test_the_make_targets_are_read_from_the_makefile_and_are_grids(tmp_path):
+    from nclb.config import config_dir
+
+    targets = make_targets()
+    assert {"table1", "table2", "decoder_front"} <= set(targets)
+    assert all((config_dir() / "grids" / f"{name}.yaml").is_file() for name in targets)
+    assert make_targets(tmp_path) == []  # outside a checkout: no Makefile, no targets

@@ -19,7 +19,7 @@ from nclb.experiments.trace_score import (
     trace_score,
 )
 from nclb.sampler.loop import Generation, StepRecord
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 M, EOS = 9, 8  # mask and eos ids of the synthetic canvas below
 

@@ -1,4 +1,4 @@
-"""Every bad value, missing input and file-system failure ends `nclb` with one line (issue 16)."""
+"""Every bad value, missing input and file-system failure ends `nclb` with one line."""
 
 from __future__ import annotations
 

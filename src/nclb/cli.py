@@ -10,29 +10,15 @@ import os
 import signal
 import sys
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from nclb.config.compose import check_arguments, validate
 from nclb.config.paths import config_dir
 from nclb.errors import UserError, file_system_message
+from nclb.experiments import EXPERIMENTS
 from nclb.plugins import search_path_overrides
-
-USAGE = """usage: nclb COMMAND [-m] [key=value ...]
-
-commands:
-  run     decode a task with a model and decoder; logs records.jsonl and summary.json
-  train   train the embedded tiny model (nclb train task=arith)
-  posterior    posterior reasoning traces p(r | c, a) as JSONL (docs/posterior.md)
-  finetune     fine-tune a model on traces, MDLM loss on the response (LoRA option)
-  trace-score  partial-trace answer scores vs final correctness (Figure 4), CSV
-  lm-eval      lm-evaluation-harness tasks decoded by nclb's sampler (pip install 'nclb[lmeval]')
-  table   a paper table/figure from logged runs (nclb table table2 model=tiny)
-  show    one example's decoding order as a picture and coloured text (nclb show RUN_DIR)
-
-examples:
-  nclb run decoder=med lam=0.2 limit=20
-  nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1,0.3"""
 
 
 def fail(message: str) -> NoReturn:
@@ -86,8 +72,8 @@ def run_command(argv: list[str]) -> None:
     """`nclb run`."""
     from nclb.config.settings import resolve
     from nclb.preflight import check_run
+    from nclb.runs.identity import run_folder
     from nclb.runs.kl import kl_options
-    from nclb.runs.runlog import run_folder
     from nclb.runs.runner import run
 
     checked: set[str] = set()  # task configs whose data was found
@@ -151,30 +137,22 @@ def table_command(argv: list[str]) -> None:
     make(argv)
 
 
-def _hydra_command(config_name: str, module: str, function: str, argv: list[str]) -> None:
-    """Validate the overrides (module.validate_config, for every sweep combination), then run
-    module.function under Hydra."""
-    import importlib
+def experiment_command(name: str) -> Callable[[list[str]], None]:
+    """`nclb NAME` for an experiment of nclb.experiments.EXPERIMENTS: validate the overrides
+    (its module's validate_config, for every sweep combination), then run its function under
+    Hydra."""
 
-    mod = importlib.import_module(module)
-    job, check = getattr(mod, function), getattr(mod, "validate_config", lambda cfg: None)
-    validate(config_name, [a for a in argv if not a.startswith("-")], check)
-    hydra_job(config_name, job, argv)
+    def command(argv: list[str]) -> None:
+        import importlib
 
+        experiment = EXPERIMENTS[name]
+        mod = importlib.import_module(experiment.module)
+        job = getattr(mod, experiment.function)
+        check = getattr(mod, "validate_config", lambda cfg: None)
+        validate(experiment.config, [a for a in argv if not a.startswith("-")], check)
+        hydra_job(experiment.config, job, argv)
 
-def posterior_command(argv: list[str]) -> None:
-    """`nclb posterior`."""
-    _hydra_command("posterior", "nclb.experiments.posterior", "posterior", argv)
-
-
-def finetune_command(argv: list[str]) -> None:
-    """`nclb finetune`."""
-    _hydra_command("finetune", "nclb.experiments.finetune", "finetune", argv)
-
-
-def trace_score_command(argv: list[str]) -> None:
-    """`nclb trace-score`."""
-    _hydra_command("trace_score", "nclb.experiments.trace_score", "trace_score", argv)
+    return command
 
 
 def lm_eval_command(argv: list[str]) -> None:
@@ -195,66 +173,102 @@ def show_command(argv: list[str]) -> None:
     show(argv)
 
 
-COMMANDS = {"run": run_command, "train": train_command, "table": table_command}
-COMMANDS["show"] = show_command
-COMMANDS |= {
-    "posterior": posterior_command,
-    "finetune": finetune_command,
-    "trace-score": trace_score_command,
-    "lm-eval": lm_eval_command,
-}
+@dataclass(frozen=True)
+class Command:
+    """One `nclb` command: the function that runs it (on the arguments after its name), its line
+    in `nclb --help`, and for a command driven by a Hydra config that config (its keys are what
+    `nclb COMMAND --help` lists), what the command does and examples."""
+
+    run: Callable[[list[str]], None]
+    summary: str
+    config: str | None = None
+    purpose: str = ""
+    examples: tuple[str, ...] = ()
 
 
-# `nclb COMMAND --help`: (config file, purpose, examples); the keys come from the YAML comments.
-HELP = {
-    "run": (
+COMMANDS = {
+    "run": Command(
+        run_command,
+        "decode a task with a model and decoder; logs records.jsonl and summary.json",
         "config",
         "decode a task's examples with one model and decoder. Each finished example is appended "
         "to <out_dir>/<model>/<task>/<decoder>-<hash>/records.jsonl and summary.json describes "
         "the folder's records (accuracy, NFE); the same command again resumes.",
-        [
+        (
             "nclb run limit=20                                  # tiny model, chain, k=1",
             "nclb run task=sudoku9 decoder=med lam=0.2",
             "nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1",
             "nclb run model=llada task=gsm8k decoder=med lam=0.2 device=cuda batch_size=16",
-        ],
+        ),
     ),
-    "train": (
+    "train": Command(
+        train_command,
+        "train the embedded tiny model (nclb train task=arith)",
         "train",
         "train the embedded tiny MDLM on a synthetic task; checkpoints go to out_dir/hf (copied "
         "to export_dir when done). checkpoints/README.md lists each shipped checkpoint's command.",
-        ["nclb train task=arith optim.minutes=30 export_dir=outputs/my-tiny-arith"],
+        ("nclb train task=arith optim.minutes=30 export_dir=outputs/my-tiny-arith",),
     ),
-    "posterior": (
-        "posterior",
+    "posterior": Command(
+        experiment_command("posterior"),
+        "posterior reasoning traces p(r | c, a) as JSONL (docs/posterior.md)",
+        EXPERIMENTS["posterior"].config,
         "posterior reasoning traces r ~ p(r | c, a): the gold answer is pre-filled and the "
         "reasoning infilled; writes traces.jsonl and summary.json (docs/posterior.md).",
-        [],
     ),
-    "finetune": (
-        "finetune",
+    "finetune": Command(
+        experiment_command("finetune"),
+        "fine-tune a model on traces, MDLM loss on the response (LoRA option)",
+        EXPERIMENTS["finetune"].config,
         "fine-tune a model with the MDLM loss on the response, from `nclb posterior` traces "
         "and/or gold traces (LoRA option for the 8B models; docs/posterior.md).",
-        [],
     ),
-    "trace-score": (
-        "trace_score",
+    "trace-score": Command(
+        experiment_command("trace-score"),
+        "partial-trace answer scores vs final correctness (Figure 4), CSV",
+        EXPERIMENTS["trace-score"].config,
         "score partial reasoning traces by log p(gold answer | prompt, trace prefix) and relate "
         "them to final correctness (Figure 4); writes scores.csv and correlations.csv.",
-        [],
     ),
-    "lm-eval": (
+    "lm-eval": Command(
+        lm_eval_command,
+        "lm-evaluation-harness tasks decoded by nclb's sampler (pip install 'nclb[lmeval]')",
         "lm_eval",
         "evaluate lm-evaluation-harness tasks with nclb's sampler as the model (needs pip install "
         "'nclb[lmeval]'); records.jsonl, summary.json and lm-eval's results JSON in one run "
         "folder; the same command again resumes. Every `nclb run` key applies too.",
-        [
+        (
             "nclb lm-eval tasks=nclb_gsm8k model=reference decoder=med lam=0.2",
             "nclb lm-eval tasks=nclb_arith model=tiny decoder=med lam=0.2 limit=50",
             "nclb lm-eval tasks=arc_easy task=gsm8k task.template=plain model=llada",
-        ],
+        ),
+    ),
+    "table": Command(
+        table_command, "a paper table/figure from logged runs (nclb table table2 model=tiny)"
+    ),
+    "show": Command(
+        show_command,
+        "one example's decoding order as a picture and coloured text (nclb show RUN_DIR)",
     ),
 }
+
+
+def usage() -> str:
+    """`nclb --help`: every command with its line, and examples."""
+    width = max(map(len, COMMANDS)) + 2
+    lines = [f"  {name:<{width}}{command.summary}" for name, command in COMMANDS.items()]
+    return "\n".join(
+        [
+            "usage: nclb COMMAND [-m] [key=value ...]",
+            "",
+            "commands:",
+            *lines,
+            "",
+            "examples:",
+            "  nclb run decoder=med lam=0.2 limit=20",
+            "  nclb run -m decoder=med lam=0.05,0.1,0.2,0.4 gamma=null,0.1,0.3",
+        ]
+    )
 
 
 class Terminated(KeyboardInterrupt):
@@ -283,15 +297,15 @@ def command_help_text(command: str) -> str:
 
     if command == "table":
         return table_help()
-    config_name, purpose, examples = HELP[command]
-    return command_help(command, config_name, purpose, examples)
+    spec = COMMANDS[command]
+    return command_help(command, spec.config, spec.purpose, list(spec.examples))
 
 
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nclb` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help", "help"):
-        print(USAGE)
+        print(usage())
         return
     command, rest = argv[0], argv[1:]
     if command not in COMMANDS:
@@ -299,12 +313,13 @@ def main(argv: list[str] | None = None) -> None:
             f"error: unknown command {command!r}; choose one of {sorted(COMMANDS)}", file=sys.stderr
         )
         raise SystemExit(2)
-    if (command in HELP or command == "table") and ({"-h", "--help", "help"} & set(rest)):
+    has_help = COMMANDS[command].config is not None or command == "table"
+    if has_help and ({"-h", "--help", "help"} & set(rest)):
         print(command_help_text(command))
         return
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
-        COMMANDS[command](rest)
+        COMMANDS[command].run(rest)
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
         raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
     except UserError as err:

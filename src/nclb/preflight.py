@@ -8,13 +8,13 @@ Each failure is a UserError with one line that says what to change, so a sweep o
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from typing import Any
 
-from nclb.config.paths import tiny_checkpoint
+from nclb.config.paths import check_writable
 from nclb.config.settings import RunSettings
 from nclb.errors import UserError
+from nclb.models.families import tiny_checkpoint
 
 # config.json keys that hold a checkpoint's maximum sequence length (tiny, Dream | LLaDA).
 MAX_POSITION_KEYS = ("max_position_embeddings", "max_sequence_length")
@@ -115,23 +115,6 @@ def check_task(task: dict[str, Any], seen: set[str]) -> None:
     if "data_dir" in task:
         built.examples(1)
     seen.add(key)
-
-
-def check_writable(key: str, folder: Path) -> None:
-    """Create `folder` if needed and write a scratch file in it; a UserError naming `key` when
-    the file system refuses (a file in the way, no permission, read-only, missing parent)."""
-    if folder.exists() and not folder.is_dir():
-        raise UserError(f"{key}={folder} is a file, not a folder; set {key}= to a folder")
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as err:
-        reason = err.strerror or type(err).__name__
-        raise UserError(
-            f"{key}={folder} is not a writable folder ({reason}: {err.filename or folder}); "
-            f"set {key}= to a folder you can write"
-        ) from None
 
 
 def check_run(s: RunSettings, seen: set[str] | None = None) -> None:

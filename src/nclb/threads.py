@@ -2,7 +2,7 @@
 
 The default is one thread. The tiny model's tensors are small: on the 2-core development
 machine with other work running, torch's default (one thread per core) made `nclb run` on
-sudoku9 6-14x slower than one thread (issue 16: 131 s vs 9.4 s for 16 examples), because the
+sudoku9 6-14x slower than one thread (131 s vs 9.4 s for 16 examples), because the
 threads wait for cores that are busy. `threads=auto` keeps torch's default, for a large model
 on a CPU with idle cores; `threads=N` pins N. On a GPU the setting only affects host-side work.
 """

@@ -1,8 +1,9 @@
 """Configuration: where the configs live (paths), composing and checking command-line overrides
 (compose), and a composed `nclb run` config resolved into validated settings (settings)."""
 
-from nclb.config.paths import GROUPS, REPO_ROOT, config_dir, group_options, tiny_checkpoint
+from nclb.config.paths import GROUPS, config_dir, group_options
 from nclb.config.settings import RunSettings, resolve
+from nclb.locations import REPO_ROOT
 
 __all__ = [
     "GROUPS",
@@ -11,5 +12,4 @@ __all__ = [
     "config_dir",
     "group_options",
     "resolve",
-    "tiny_checkpoint",
 ]

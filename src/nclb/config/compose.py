@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from nclb.config.paths import GROUPS, config_dir, group_options
+from nclb.config.paths import GROUPS, check_writable, config_dir, group_options
 from nclb.errors import UserError
 from nclb.plugins import search_path_overrides
 
@@ -38,6 +38,15 @@ def expand_sweeps(overrides: list[str]) -> list[list[str]]:
         else:
             choices.append([o.input_line])
     return [list(c) for c in itertools.product(*choices)]
+
+
+def override_value(value: Any) -> str:
+    """A YAML value as a Hydra override value (None -> null)."""
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)
 
 
 def check_groups(overrides: list[str]) -> None:
@@ -132,7 +141,6 @@ def check_added_keys(config_name: str, overrides: list[str]) -> None:
 
 def check_common(cfg: dict[str, Any]) -> None:
     """Checks every command shares: threads is valid, out_dir is a writable folder."""
-    from nclb.preflight import check_writable
     from nclb.threads import parse_threads
 
     parse_threads(cfg.get("threads"))

@@ -1,19 +1,23 @@
-"""Where things live: the repository, its Hydra configs and the tiny model's checkpoints."""
+"""Where things live: the repository, its Hydra configs, and whether an output folder can be
+written."""
 
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 
+from nclb.errors import UserError
+from nclb.locations import shipped_dir
 from nclb.plugins import plugin_config_dirs
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
 GROUPS = ("model", "task", "decoder")
 
 
 def config_dir() -> Path:
-    """Where the Hydra configs live: $NCLB_CONFIG_DIR, else the repo's configs/."""
-    return Path(os.environ.get("NCLB_CONFIG_DIR", REPO_ROOT / "configs"))
+    """Where the Hydra configs live: $NCLB_CONFIG_DIR, else the shipped configs/ (the
+    checkout's, or the installed package's copy)."""
+    return Path(os.environ.get("NCLB_CONFIG_DIR", shipped_dir("configs")))
 
 
 def group_options(group: str) -> list[str]:
@@ -23,6 +27,18 @@ def group_options(group: str) -> list[str]:
     return sorted({p.stem for folder in folders for p in (folder / group).glob("*.yaml")})
 
 
-def tiny_checkpoint(task_name: str) -> Path:
-    """The shipped tiny model trained on `task_name`: checkpoints/tiny-<task>."""
-    return REPO_ROOT / "checkpoints" / f"tiny-{task_name}"
+def check_writable(key: str, folder: Path) -> None:
+    """Create `folder` if needed and write a scratch file in it; a UserError naming `key` when
+    the file system refuses (a file in the way, no permission, read-only, missing parent)."""
+    if folder.exists() and not folder.is_dir():
+        raise UserError(f"{key}={folder} is a file, not a folder; set {key}= to a folder")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise UserError(
+            f"{key}={folder} is not a writable folder ({reason}: {err.filename or folder}); "
+            f"set {key}= to a folder you can write"
+        ) from None

@@ -23,11 +23,12 @@ from nclb.config.compose import compose
 from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.runs.runlog import git_revision
+from nclb.runs.revision import git_revision
 from nclb.runs.runner import decode, make_record
 from nclb.sampler import generate
-from nclb.tasks.base import Canvas, Example, Task
-from nclb.tasks.build import build_task
+from nclb.tasks.base import Task
+from nclb.tasks.build import build_task, model_context
+from nclb.types import Canvas, Example
 
 BATCH_SIZES = (1, 8, 64)
 REFERENCE = "k=1"
@@ -170,7 +171,7 @@ def load_workload(model: str, task: str, n: int, device: str) -> Workload:
     s = settings(base, [])
     t = build_task(s.task)
     examples = t.examples(n)
-    m = build_model(s.model, t, examples, s.gen_length)
+    m = build_model(s.model, model_context(t, examples, s.gen_length))
     items = [(ex, t.canvas(ex, m, s.gen_length)) for ex in examples]
     return Workload(model=m, task=t, items=items, base=base)
 

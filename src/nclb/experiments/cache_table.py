@@ -19,7 +19,8 @@ from typing import Any
 
 from nclb.config.compose import compose
 from nclb.config.settings import resolve
-from nclb.runs.runlog import read_records, run_folder
+from nclb.runs.identity import run_folder
+from nclb.runs.runlog import read_records
 from nclb.runs.runner import run
 
 MODES = ("none", "prefix", "dual")

@@ -24,16 +24,19 @@ import torch
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
+from nclb.models.families import model_path
 from nclb.models.hf import HFMaskedLM
-from nclb.runs.runlog import git_revision, read_records, write_json_atomic
+from nclb.runs.revision import git_revision
+from nclb.runs.runlog import read_records, write_json_atomic
 from nclb.schema import Flag, Integer, Number, OneOf, field_rule, from_fields, setting
-from nclb.tasks.base import ChecksTrace, Example, HasReference, Task, Trainable
-from nclb.tasks.build import SOURCES, build_task, problems
+from nclb.tasks.base import ChecksTrace, HasReference, Task, Trainable
+from nclb.tasks.build import SOURCES, build_task, model_context, problems
 from nclb.threads import use_threads
 from nclb.training.batching import left_pad_targets
 from nclb.training.evaluate import greedy_outputs
 from nclb.training.loss import draw_masks, weighted_masked_ce
 from nclb.training.schedule import ScheduledAdamW
+from nclb.types import Example
 
 TRACE_MODES = ("posterior", "prior", "all")
 
@@ -258,17 +261,13 @@ def load_trainable(
     if cfg.get("init"):
         model_cfg["path"] = str(cfg["init"])
     model_cfg["device"] = cfg.get("device", "auto")
-    lm = build_model(model_cfg, task, [], gen_length)
+    lm = build_model(model_cfg, model_context(task, [], gen_length))
     if not hasattr(lm, "model"):
         raise UserError(
             f"model={model_cfg.get('name')} has no trainable weights; use tiny, llada or dream"
         )
-    source = Path(model_cfg["path"]) if model_cfg.get("path") else None
-    if source is None and model_cfg.get("name") == "tiny":
-        from nclb.config.paths import tiny_checkpoint
-
-        source = tiny_checkpoint(task.name)
-    return lm, source
+    source = model_path(model_cfg, task.name)
+    return lm, None if source is None else Path(source)
 
 
 def train_steps(lm: MaskedLM, items: list[TrainItem], cfg: dict[str, Any], out: Path) -> int:

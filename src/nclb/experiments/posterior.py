@@ -24,14 +24,16 @@ from nclb.errors import UserError
 from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.base import MaskedLM
 from nclb.models.build import build_model
-from nclb.runs.runlog import git_revision, read_records, write_json_atomic
+from nclb.runs.revision import git_revision
+from nclb.runs.runlog import read_records, write_json_atomic
 from nclb.runs.runner import decode
 from nclb.schema import Flag, Integer, OneOf, from_fields, setting
-from nclb.tasks.base import Canvas, ChecksTrace, Example, Task
-from nclb.tasks.build import SOURCES, build_task, problems
+from nclb.tasks.base import ChecksTrace, Task
+from nclb.tasks.build import SOURCES, build_task, model_context, problems
 from nclb.tasks.outputs import read_output
 from nclb.tasks.template import fill_answer, gold_answer_text
 from nclb.threads import use_threads
+from nclb.types import Canvas, Example
 
 TRACES = "traces.jsonl"
 
@@ -179,7 +181,7 @@ def posterior(cfg: dict[str, Any]) -> dict[str, Any]:
     if cfg.get("only_wrong"):
         keep = wrong_ids(cfg["only_wrong"])
         examples = [ex for ex in examples if ex.id in keep]
-    model = build_model(settings.model, task, examples, settings.gen_length)
+    model = build_model(settings.model, model_context(task, examples, settings.gen_length))
     use_threads(cfg.get("threads"))
     items = []
     for ex in examples:

@@ -25,15 +25,16 @@ from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.experiments.likelihood import ANSWER_SCORES, answer_logprobs
 from nclb.models.build import build_model
-from nclb.runs.runlog import git_revision, write_json_atomic
+from nclb.runs.revision import git_revision
+from nclb.runs.runlog import write_json_atomic
 from nclb.runs.runner import decode
 from nclb.sampler import Generation, build_decoder
 from nclb.schema import Integer, OneOf, from_fields, setting
-from nclb.tasks.base import Canvas
-from nclb.tasks.build import build_task
+from nclb.tasks.build import build_task, model_context
 from nclb.tasks.outputs import read_output
 from nclb.tasks.template import fill_answer, gold_answer_text
 from nclb.threads import use_threads
+from nclb.types import Canvas
 
 
 def ranks(values: list[float]) -> list[float]:
@@ -133,7 +134,7 @@ def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
     use_threads(cfg.get("threads"))
     task = build_task(s.task)
     examples = task.examples(s.limit)
-    model = build_model(s.model, task, examples, s.gen_length)
+    model = build_model(s.model, model_context(task, examples, s.gen_length))
     decoder = build_decoder("ktoken", k=1, order="left_to_right")
     items = [(ex, task.canvas(ex, model, s.gen_length)) for ex in examples]
     if any(c.answer is None for _, c in items):

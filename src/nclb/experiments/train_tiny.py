@@ -27,7 +27,6 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.hf import FAMILIES, HFMaskedLM, resolve_device
 from nclb.schema import Flag, Integer, Number, OneOf, from_fields, from_mapping, setting
-from nclb.tasks.base import Example
 from nclb.tasks.build import build_trainable_task
 from nclb.threads import use_threads
 from nclb.tiny.checkpoint import load_checkpoint, save_checkpoint
@@ -37,6 +36,7 @@ from nclb.training.batching import left_pad_targets
 from nclb.training.evaluate import greedy_outputs
 from nclb.training.loss import draw_masks, weighted_masked_ce
 from nclb.training.schedule import ScheduledAdamW
+from nclb.types import Example
 
 EXPORT_DTYPES = {"fp16": torch.float16, "bf16": torch.bfloat16, "fp32": torch.float32}
 SIZE = Integer(min=1)

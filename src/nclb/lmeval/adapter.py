@@ -24,6 +24,7 @@ from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
 from tqdm import tqdm
 
+from nclb.config.compose import override_value
 from nclb.config.settings import resolve
 from nclb.errors import UserError
 from nclb.lmeval.mdlm import mdlm_loglikelihood
@@ -33,10 +34,9 @@ from nclb.models.build import build_model
 from nclb.runs.runner import decode, make_record
 from nclb.sampler import Generation
 from nclb.sampler.streams import stream_id
-from nclb.tables.grid import format_value as override_value
-from nclb.tasks.base import Canvas, Example
-from nclb.tasks.build import build_task
+from nclb.tasks.build import build_task, model_context
 from nclb.tasks.data import DataError
+from nclb.types import Canvas, Example
 
 
 @dataclass
@@ -107,7 +107,9 @@ class NclbLM(LM):
         self.mc_samples = harness_options(config).mc_samples
         self.task = build_task(s.task)
         self.examples = self.known_examples(s.model.get("name") == "reference")
-        self.model = build_model(s.model, self.task, list(self.examples.values()), s.gen_length)
+        self.model = build_model(
+            s.model, model_context(self.task, list(self.examples.values()), s.gen_length)
+        )
         self._device = self.model.device
         self.folder, identity = run_folder(s, harness or {"via": "lm_eval command line"})
         self.log = RequestLog(self.folder, identity, s.resume)

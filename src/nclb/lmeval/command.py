@@ -21,7 +21,8 @@ from typing import Any
 from nclb.errors import UserError
 from nclb.lmeval import LOCAL_TASKS, local_task_dir, require_lm_eval
 from nclb.lmeval.settings import HarnessOptions, compose_evaluation, harness_options
-from nclb.runs.runlog import SUMMARY, git_revision, write_json_atomic
+from nclb.runs.revision import git_revision
+from nclb.runs.runlog import SUMMARY, write_json_atomic
 
 RESULTS = "lm_eval_results.json"
 SAMPLES = "lm_eval_samples.jsonl"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from typing import Any
 
 from nclb.config.paths import config_dir
-from nclb.tasks.base import Example
 from nclb.tasks.build import build_task
+from nclb.types import Example
 
 
 def task_config(name: str) -> dict[str, Any]:

@@ -14,15 +14,10 @@ from pathlib import Path
 from typing import Any
 
 from nclb.config.settings import RunSettings
-from nclb.runs.runlog import (
-    RECORDS,
-    RecordWriter,
-    RunLock,
-    read_records,
-    run_dir,
-    run_identity,
-    set_aside_stale_records,
-)
+from nclb.runs.identity import run_dir, run_identity
+from nclb.runs.lock import RunLock
+from nclb.runs.runlog import RECORDS, RecordWriter
+from nclb.runs.stale import set_aside_stale_records
 
 
 def run_folder(settings: RunSettings, harness: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
@@ -66,7 +61,7 @@ class RequestLog:
                 print(f"the checkpoint is newer than {path}: kept as {stale.name}", file=sys.stderr)
         elif path.exists():
             path.unlink()
-        self.logged = {r["id"]: r for r in read_records(path)}
+        self.logged = {r["id"]: r for r in self.lock.records()}
         self.writer = RecordWriter(path)
         self.used: dict[str, dict[str, Any]] = {}
 

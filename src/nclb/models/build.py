@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from nclb.models.base import MaskedLM
 from nclb.registry import lookup
-from nclb.tasks.base import Example, Task
+from nclb.types import ModelContext
 
 
-def build_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
-    """The model `cfg` describes. The reference model needs the task and its examples."""
-    return lookup("model", cfg.get("family") or cfg.get("name"))(cfg, task, examples, gen_length)
+def build_model(cfg: dict, context: ModelContext) -> MaskedLM:
+    """The model `cfg` describes, for the run `context` describes (the task it runs on; the
+    reference model also learns the examples' reference outputs from it)."""
+    return lookup("model", cfg.get("family") or cfg.get("name"))(cfg, context)

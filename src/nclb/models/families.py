@@ -1,18 +1,31 @@
 """The model families a config can name (model.family, else model.name), each registered with
-how it is built: (model config, task, examples, gen_length) -> MaskedLM."""
+how it is built: (model config, nclb.types.ModelContext) -> MaskedLM."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from nclb.config.paths import tiny_checkpoint
 from nclb.errors import UserError
+from nclb.locations import shipped_dir
 from nclb.models.base import MaskedLM
 from nclb.registry import register
-from nclb.tasks.base import Example, Task
+from nclb.types import ModelContext
 
 # Model config keys that steer the run rather than the loader.
 RUN_KEYS = ("tasks", "gen_length", "answer_length", "confidence")
+
+
+def tiny_checkpoint(task_name: str) -> Path:
+    """The shipped tiny model trained on `task_name`: checkpoints/tiny-<task>."""
+    return shipped_dir("checkpoints") / f"tiny-{task_name}"
+
+
+def model_path(cfg: dict, task_name: str) -> str | Path | None:
+    """Where a model config's weights come from: model.path (a folder or a hub id), else the
+    shipped tiny checkpoint of the task for model=tiny; None for the models without one."""
+    if cfg.get("path"):
+        return cfg["path"]
+    return tiny_checkpoint(task_name) if cfg.get("name") == "tiny" else None
 
 
 def serves_cache(cfg: dict) -> bool | None:
@@ -33,36 +46,36 @@ def loader_keys(cfg: dict) -> dict:
 
 
 @register("model", "oracle")
-def oracle_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+def oracle_model(cfg: dict, context: ModelContext) -> MaskedLM:
     """The exact palindrome oracle; its sequence length must be the generation length."""
     from nclb.models.oracle import OracleModel, palindrome_joint
 
-    if gen_length != cfg["length"]:
+    if context.gen_length != cfg["length"]:
         raise UserError(
-            f"gen_length={gen_length} but the oracle's sequences have length {cfg['length']}; "
+            f"gen_length={context.gen_length} but the oracle's sequences have length {cfg['length']}; "
             f"set gen_length={cfg['length']}"
         )
     return OracleModel(palindrome_joint(cfg["content"], cfg["length"], cfg["seed"]))
 
 
 @register("model", "tiny")
-def tiny_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
-    """The embedded tiny MDLM trained for `task` (checkpoints/tiny-<task> unless model.path)."""
+def tiny_model(cfg: dict, context: ModelContext) -> MaskedLM:
+    """The embedded tiny MDLM trained for the run's task (checkpoints/tiny-<task> unless
+    model.path)."""
     from nclb.models.hf import load_hf_model
 
     trained = list(cfg.get("tasks", []))
-    if not cfg.get("path") and task.name not in trained:
+    if not cfg.get("path") and context.task_name not in trained:
         raise UserError(
-            f"the tiny model was trained on {trained}, not task={task.name}; use one of those "
+            f"the tiny model was trained on {trained}, not task={context.task_name}; use one of those "
             "tasks, or model=llada / model=dream / model=reference for the paper's benchmarks"
         )
-    path = Path(cfg.get("path") or tiny_checkpoint(task.name))
-    return load_hf_model({**loader_keys(cfg), "path": str(path)})
+    return load_hf_model({**loader_keys(cfg), "path": str(model_path(cfg, context.task_name))})
 
 
 @register("model", "llada")
 @register("model", "dream")
-def hub_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+def hub_model(cfg: dict, context: ModelContext) -> MaskedLM:
     """A Hugging Face checkpoint (LLaDA, Dream) through its remote code (nclb.models.hf)."""
     from nclb.models.hf import load_hf_model
 
@@ -70,9 +83,16 @@ def hub_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -
 
 
 @register("model", "reference")
-def reference_model(cfg: dict, task: Task, examples: list[Example], gen_length: int) -> MaskedLM:
+def reference_model(cfg: dict, context: ModelContext) -> MaskedLM:
     """The byte-level model that predicts each example's reference output."""
     from nclb.models.reference import ReferenceModel
 
+    if context.references is None:
+        raise UserError(
+            f"model=reference predicts reference solutions, and task={context.task_name} has "
+            "none; use a task that has them (e.g. task=gsm8k)"
+        )
     confidence = float(cfg.get("confidence", 50.0))
-    return ReferenceModel.for_task(task, examples, gen_length, confidence=confidence)
+    return ReferenceModel.for_task(
+        context.references, context.examples, context.gen_length, confidence=confidence
+    )

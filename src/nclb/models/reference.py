@@ -10,13 +10,11 @@ input token itself elsewhere), so argmax decoding in any order recovers the refe
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
 from nclb.errors import UserError
 from nclb.models.kvcache import gather_columns
-from nclb.tasks.base import Canvas, Example
+from nclb.types import Canvas, Example, ReferenceSource
 
 MASK_ID, PAD_ID, EOS_ID = 256, 257, 258
 VOCAB_SIZE = 259
@@ -66,7 +64,11 @@ class ReferenceModel:
 
     @classmethod
     def for_task(
-        cls, task: Any, examples: list[Example], gen_length: int, confidence: float = 50.0
+        cls,
+        task: ReferenceSource,
+        examples: list[Example],
+        gen_length: int,
+        confidence: float = 50.0,
     ) -> ReferenceModel:
         """A model that knows `task.reference_output` for each of `examples` at `gen_length`."""
         model = cls(gen_length, confidence)

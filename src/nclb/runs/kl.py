@@ -44,7 +44,7 @@ from nclb.models.scoring import region_apply
 from nclb.sampler.loop import Generation, SamplerConfig, StepRecord
 from nclb.sampler.policy import Decoder
 from nclb.schema import Flag, Integer, Number, OneOf, field_rule, from_mapping, setting
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 KL_ORDERS = ("entropy", "left_to_right")
 KL_ESTIMATORS = ("rb", "sample")

@@ -1,12 +1,10 @@
-"""Run folders: per-example records appended as they finish, summaries written atomically."""
+"""Run-folder files: records (one JSON object a line) read and appended as examples finish, and
+summaries written atomically."""
 
 from __future__ import annotations
 
-import contextlib
-import hashlib
 import json
 import os
-import subprocess
 import sys
 import time
 from collections.abc import Collection
@@ -14,54 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nclb.config.paths import REPO_ROOT, tiny_checkpoint
-from nclb.config.settings import RunSettings
-
-try:
-    import fcntl
-except ImportError:  # Windows: no run-folder locking
-    fcntl = None
-
 RECORDS = "records.jsonl"
 SUMMARY = "summary.json"
-LOCK = ".lock"
-# Model and task keys that do not change what a run computes (where the same data is read from).
-MODEL_NOT_IDENTITY = ("device",)
-TASK_NOT_IDENTITY = ("data_dir",)
-# What a run's or a table's outputs depend on: changes here make a revision "-dirty".
-CODE_PATHS = ("src", "configs", "scripts", "pyproject.toml")
-# Run folders this process holds a RunLock on -> whether resuming them was announced.
-HELD: dict[Path, bool] = {}
-
-
-def run_identity(
-    model: dict[str, Any],
-    task: dict[str, Any],
-    decoder: dict[str, Any],
-    sampler: dict[str, Any],
-    seed: int,
-) -> dict[str, Any]:
-    """The resolved settings that determine a run's outputs (limit, batch size, device, the
-    data folder and output paths are left out, so a run can be extended or resumed under other
-    values)."""
-    model = {k: v for k, v in model.items() if k not in MODEL_NOT_IDENTITY}
-    task = {k: v for k, v in task.items() if k not in TASK_NOT_IDENTITY}
-    return {"model": model, "task": task, "decoder": decoder, "sampler": sampler, "seed": seed}
-
-
-def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
-    """<out_dir>/<model>/<task>/<decoder>-<hash of the identity>: one folder per distinct run."""
-    blob = json.dumps(identity, sort_keys=True, default=str)
-    digest = hashlib.sha256(blob.encode()).hexdigest()[:10]
-    names = identity["model"]["name"], identity["task"]["name"], identity["decoder"]["name"]
-    return out_dir / names[0] / names[1] / f"{names[2]}-{digest}"
-
-
-def run_folder(s: RunSettings) -> Path:
-    """The run folder of resolved settings (as `nclb run` names it)."""
-    return run_dir(
-        s.out_dir, run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
-    )
 
 
 @dataclass(frozen=True)
@@ -326,21 +278,7 @@ def read_records(
             f"kept {len(records)} records",
             file=sys.stderr,
         )
-    announce_resume(path, len(records))
     return records
-
-
-def announce_resume(path: Path, count: int) -> None:
-    """Say once, when this process reads the records of a run folder it holds the RunLock of
-    (the runner resuming it), how many logged examples are kept."""
-    folder = path.parent.resolve()
-    if path.name == RECORDS and count and HELD.get(folder) is False:
-        HELD[folder] = True
-        print(
-            f"resuming {count} logged examples in {path.parent} (not redone; resume=false "
-            "starts over)",
-            file=sys.stderr,
-        )
 
 
 class RecordWriter:
@@ -368,74 +306,6 @@ class RecordWriter:
         self.file.close()
 
 
-class RunLock:
-    """An exclusive lock on a run folder, taken before its records are read and released once
-    its summary is written, so two processes never append to the same records file at once.
-
-    Two jobs of a sweep that differ only in settings outside the run identity (limit,
-    batch_size, device) share a folder: the second waits here, then resumes from the first's
-    records. POSIX record locks (fcntl.lockf) also work on NFS; a lock still held by a process
-    that dies is released by the operating system. Releasing deletes the lock file (and the
-    folder, with the parents this lock created, when nothing else is in them); a process that
-    was waiting on the deleted file sees that it is gone and locks the new one.
-    """
-
-    def __init__(self, folder: Path) -> None:
-        self.folder = folder.resolve()
-        self.created = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
-        waited = False
-        while True:
-            self.folder.mkdir(parents=True, exist_ok=True)
-            try:
-                file = (self.folder / LOCK).open("a")
-            except FileNotFoundError:  # the folder was just removed by a releasing process
-                continue
-            if fcntl is not None:
-                try:
-                    fcntl.lockf(file, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except OSError:
-                    if not waited:
-                        print(
-                            f"waiting for another process that is running {folder}", file=sys.stderr
-                        )
-                        waited = True
-                    fcntl.lockf(file, fcntl.LOCK_EX)
-            if self.holds(file):
-                break
-            file.close()  # locked a lock file that its holder deleted on release: take the new one
-        self.file = file
-        HELD[self.folder] = False
-
-    def holds(self, file: Any) -> bool:
-        """Whether the open `file` is still the folder's lock file (not deleted or replaced)."""
-        try:
-            on_disk = (self.folder / LOCK).stat()
-        except FileNotFoundError:
-            return False
-        mine = os.fstat(file.fileno())
-        return (on_disk.st_dev, on_disk.st_ino) == (mine.st_dev, mine.st_ino)
-
-    def release(self) -> None:
-        """Delete the lock file while still holding it, remove the folder and the parents this
-        lock created if they are empty, then release the lock (closing the file releases it)."""
-        file = getattr(self, "file", None)
-        if file is None or file.closed:
-            return
-        try:
-            # stops at a folder that is not empty (the run's files), or a lock file that
-            # cannot be deleted (Windows: open)
-            with contextlib.suppress(OSError):
-                (self.folder / LOCK).unlink(missing_ok=True)
-                for folder in [self.folder, *self.created[1:]]:
-                    folder.rmdir()
-        finally:
-            file.close()
-            HELD.pop(self.folder, None)
-
-    def __del__(self) -> None:
-        self.release()
-
-
 def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
     """Write JSON to a temp file beside `path`, then rename it over `path` (the temp file is
     removed when writing it fails)."""
@@ -445,67 +315,3 @@ def write_json_atomic(path: Path, data: dict[str, Any]) -> None:
         os.replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
-
-
-def uncommitted_code(root: Path = REPO_ROOT) -> list[str] | None:
-    """The files under CODE_PATHS with uncommitted changes (untracked ones included, ignored ones
-    not); None outside a git checkout. Other files (results/, README.md) do not count: they
-    do not change what a run or a table computes."""
-    try:
-        out = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=all", "--", *CODE_PATHS],
-            cwd=root,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return [line[3:] for line in out.splitlines() if line.strip()]
-
-
-def git_revision() -> str:
-    """The repo's commit, with '-dirty' when the code (CODE_PATHS) has uncommitted changes;
-    'unknown' outside git."""
-    try:
-        rev = subprocess.run(
-            ["git", "rev-parse", "--short=12", "HEAD"],
-            cwd=REPO_ROOT,
-            capture_output=True,
-            text=True,
-            timeout=10,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return rev + ("-dirty" if uncommitted_code() else "")
-
-
-def weights_file(identity: dict[str, Any]) -> Path | None:
-    """The local weights file of the run's model, if it has one (tiny: checkpoints/tiny-<task>
-    unless model.path; a folder given as model.path for the others; hub ids: None)."""
-    model = identity["model"]
-    path = model.get("path")
-    if not path and model.get("name") == "tiny":
-        path = tiny_checkpoint(identity["task"]["name"])
-    if not path or not Path(path).is_dir():
-        return None
-    files = sorted(Path(path).glob("*.safetensors")) + sorted(Path(path).glob("*.bin"))
-    return files[0] if files else None
-
-
-def set_aside_stale_records(folder: Path, identity: dict[str, Any]) -> Path | None:
-    """Rename the folder's records.jsonl to records.stale-<UTC time>.jsonl when the model's local
-    weights file is newer than it (a checkpoint replaced in place: the identity holds the model
-    config, not the weights), so that a resumed run does not mix two models' outputs. Returns
-    the new name, or None when nothing was set aside."""
-    records, weights = folder / RECORDS, weights_file(identity)
-    if weights is None or not records.is_file():
-        return None
-    if weights.stat().st_mtime <= records.stat().st_mtime:
-        return None
-    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
-    target = folder / f"records.stale-{stamp}.jsonl"
-    records.rename(target)
-    return target

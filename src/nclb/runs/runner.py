@@ -16,27 +16,27 @@ from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
 from nclb.runs import sharding
+from nclb.runs.identity import run_dir, run_identity
 from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
+from nclb.runs.lock import RunLock
+from nclb.runs.revision import git_revision
 from nclb.runs.runlog import (
     RECORDS,
     RUN_RECORD,
     SUMMARY,
     RecordWriter,
-    RunLock,
-    git_revision,
     read_records,
-    run_dir,
-    run_identity,
-    set_aside_stale_records,
     write_json_atomic,
 )
+from nclb.runs.stale import set_aside_stale_records
 from nclb.sampler import Decoder, Generation, SamplerConfig, generate
-from nclb.sampler.streams import stream_id
-from nclb.tasks.base import Canvas, Example, Task
-from nclb.tasks.build import build_task
+from nclb.sampler.streams import default_streams, stream_id
+from nclb.tasks.base import Task
+from nclb.tasks.build import build_task, model_context
 from nclb.tasks.outputs import read_output
 from nclb.tasks.scoring_pool import ScoringPool, scoring_workers
 from nclb.tasks.verdicts import verdict_summary
+from nclb.types import Canvas, Example
 
 
 def decode(
@@ -61,8 +61,7 @@ def decode(
     `generator`. Either way a canvas's samples do not depend on the batching.
     """
     if streams is None:
-        base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        streams = [stream_id(base, i) for i in range(len(canvases))]
+        streams = default_streams(len(canvases), generator)
     queues: list[list[int]] = [list(range(len(canvases)))]
     if not model.supports_padding:
         by_length: dict[int, list[int]] = {}
@@ -186,39 +185,35 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
     task = build_task(s.task)
     every = task.examples()  # the ids a record of this run may have, beyond `limit` too
     examples = every[: s.limit]
-    shard = sharding.join()  # None unless started by torchrun with several processes
-    if shard is not None:
-        s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
-    model = build_model(s.model, task, examples, s.gen_length)
+    shard = sharding.join()  # rank 0 of 1 unless torchrun started several processes
+    s.model = {**s.model, "device": shard.device(str(s.model.get("device", "auto")))}
+    model = build_model(s.model, model_context(task, examples, s.gen_length))
     opened = open_run(s, shard, {ex.id for ex in every})
     try:
         finished = {r["id"] for r in opened.done}
         todo = [
             (ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished
         ]
-        if shard is not None:
-            todo = shard.split(todo)
+        todo = shard.split(todo)
         start = time.perf_counter()
         new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
-        if shard is not None:
-            merged = shard.merge(opened.folder, [ex.id for ex in examples])
-            if merged is None:
-                return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
-            new = merged
-        return finalize(cfg, s, task, model, opened, new, time.perf_counter() - start, shard)
+        merged = shard.merge(opened.folder, [ex.id for ex in examples], new)
+        if merged is None:
+            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
+        return finalize(cfg, s, task, model, opened, merged, time.perf_counter() - start, shard)
     finally:  # also when the run is rejected or stopped: no lock file outlives it
         if opened.lock is not None:
             opened.lock.release()
 
 
-def open_run(s: RunSettings, shard: sharding.Shard | None, known: set[str]) -> OpenRun:
+def open_run(s: RunSettings, shard: sharding.Shard, known: set[str]) -> OpenRun:
     """Lock the run's folder (another process on it waits, then resumes) and read the records
     to resume from (the lock is released again when that fails)."""
     identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
     folder = run_dir(s.out_dir, identity)
-    lock = RunLock(folder) if shard is None or shard.leader else None
+    lock = RunLock(folder) if shard.leader else None
     try:
-        done = logged_records(s, shard, folder, identity, lock is not None, known)
+        done = logged_records(s, shard, folder, identity, lock, known)
     except BaseException:
         if lock is not None:
             lock.release()
@@ -228,16 +223,16 @@ def open_run(s: RunSettings, shard: sharding.Shard | None, known: set[str]) -> O
 
 def logged_records(
     s: RunSettings,
-    shard: sharding.Shard | None,
+    shard: sharding.Shard,
     folder: Path,
     identity: dict[str, Any],
-    leads: bool,
+    lock: RunLock | None,
     known: set[str],
 ) -> list[dict[str, Any]]:
     """The records to resume from: lines that are not complete records of examples with ids
     in `known` are set aside, so are the records of a replaced checkpoint (by the process that
-    `leads`: holds the lock), and resume=false starts over."""
-    if s.resume and leads:
+    holds the folder's `lock`), and resume=false starts over."""
+    if s.resume and lock is not None:
         stale = set_aside_stale_records(folder, identity)
         if stale is not None:
             print(
@@ -245,12 +240,12 @@ def logged_records(
                 "starting over",
                 file=sys.stderr,
             )
-    if shard is not None:
-        shard.prepare(folder, s.resume)
-    done = read_records(folder / RECORDS, schema=RUN_RECORD, known=known) if s.resume else []
-    if not s.resume and (folder / RECORDS).exists():
-        (folder / RECORDS).unlink()
-    return done
+    shard.prepare(folder, s.resume)
+    if not s.resume:
+        return []
+    if lock is not None:
+        return lock.records(RUN_RECORD, known)  # says how many logged examples are resumed
+    return read_records(folder / RECORDS, schema=RUN_RECORD, known=known)
 
 
 def decode_and_log(
@@ -259,7 +254,7 @@ def decode_and_log(
     model: MaskedLM,
     todo: list[tuple[Example, Canvas]],
     opened: OpenRun,
-    shard: sharding.Shard | None,
+    shard: sharding.Shard,
     kl_opts: KLOptions,
 ) -> list[dict[str, Any]]:
     """Decode the examples to do and append a scored record for each as it finishes (a Ctrl-C
@@ -268,14 +263,12 @@ def decode_and_log(
     # the order, a resume or the shard), so sampled outputs are reproducible.
     streams = [stream_id(s.seed, ex.id) for ex, _ in todo]
     folder, done = opened.folder, opened.done
-    path = shard.records_path(folder) if shard is not None else folder / RECORDS
-    writer = RecordWriter(path, RUN_RECORD)
+    writer = RecordWriter(shard.records_path(folder), RUN_RECORD)
     new: list[dict[str, Any]] = []
     correct = sum(r["correct"] for r in done)
     try:
-        quiet = shard is not None and not shard.leader  # one progress bar: rank 0's
-        with tqdm(
-            total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex", disable=quiet
+        with tqdm(  # one progress bar: rank 0's
+            total=len(todo), desc=f"{task.name} {describe(s)}", unit="ex", disable=not shard.leader
         ) as bar:
 
             def write(record: dict[str, Any]) -> None:
@@ -338,7 +331,7 @@ def finalize(
     opened: OpenRun,
     new: list[dict[str, Any]],
     seconds: float,
-    shard: sharding.Shard | None,
+    shard: sharding.Shard,
 ) -> dict[str, Any]:
     """Write summary.json over every record in the folder (not this invocation's `limit`) and
     print the one-line result."""
@@ -351,8 +344,7 @@ def finalize(
     kl = kl_summary(records)
     if kl is not None:
         summary["kl"] = kl
-    if shard is not None:
-        summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
+    summary["processes"] = {"world_size": shard.world, "decoded_per_rank": shard.decoded}
     write_json_atomic(opened.folder / SUMMARY, summary)
     acc = summary["accuracy"]
     print(

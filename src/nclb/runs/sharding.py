@@ -1,4 +1,5 @@
-"""Data-parallel `nclb run` under torchrun: examples sharded by rank, records merged by rank 0.
+"""Data-parallel `nclb run` under torchrun: examples sharded by rank, records merged by rank 0;
+a process that torchrun did not start (or started alone) is rank 0 of a world of 1.
 
     torchrun --standalone --nproc_per_node 2 -m nclb run task=arith decoder=med lam=0.2
 
@@ -11,7 +12,8 @@ moves their complete records into `records.jsonl`, so nothing is redone or dupli
 folder must be on a file system that every rank sees (always true on one machine).
 
 Processes talk through torch.distributed with the gloo backend (CPU tensors only: barriers),
-which works whatever device the model is on.
+which works whatever device the model is on. A world of 1 needs no process group: it appends
+straight to `records.jsonl`, and its barriers are no-ops.
 """
 
 from __future__ import annotations
@@ -79,17 +81,19 @@ class Shard:
         return self.rank == 0
 
     def barrier(self) -> None:
-        """Wait until every rank gets here."""
+        """Wait until every rank gets here (at once in a world of 1)."""
+        if self.world == 1:
+            return
         import torch.distributed as dist
 
         dist.barrier()
 
     def device(self, device: str) -> str:
-        """The model device of this rank: cuda:<local rank> for auto/cuda when GPUs are visible
-        (an explicit cuda:N, or cpu, is kept)."""
+        """The model device of this rank: cuda:<local rank> for auto/cuda when several ranks
+        share the visible GPUs (an explicit cuda:N, cpu, or a world of 1 keeps `device`)."""
         import torch
 
-        if device in ("auto", "cuda") and torch.cuda.is_available():
+        if self.world > 1 and device in ("auto", "cuda") and torch.cuda.is_available():
             return f"cuda:{self.local_rank % torch.cuda.device_count()}"
         return device
 
@@ -110,13 +114,19 @@ class Shard:
         return items[self.rank :: self.world]
 
     def records_path(self, folder: Path) -> Path:
-        """Where this rank appends its records."""
-        return shard_file(folder, self.rank)
+        """Where this rank appends its records (a world of 1: records.jsonl itself)."""
+        return folder / RECORDS if self.world == 1 else shard_file(folder, self.rank)
 
-    def merge(self, folder: Path, order: list[str]) -> list[dict[str, Any]] | None:
-        """After every rank has finished: rank 0 appends all ranks' records to records.jsonl in
-        the examples' order (ids in `order`) and returns them; other ranks return None.
-        `decoded` then holds how many records each rank wrote."""
+    def merge(
+        self, folder: Path, order: list[str], new: list[dict[str, Any]]
+    ) -> list[dict[str, Any]] | None:
+        """After every rank has finished (`new`: the records this rank wrote): rank 0 appends
+        all ranks' records to records.jsonl in the examples' order (ids in `order`) and
+        returns them; other ranks return None. A world of 1 wrote records.jsonl itself and
+        returns `new`. `decoded` then holds how many records each rank wrote."""
+        if self.world == 1:
+            self.decoded = [len(new)]
+            return new
         self.barrier()
         if not self.leader:
             return None
@@ -141,12 +151,12 @@ class Shard:
         return merged
 
 
-def join() -> Shard | None:
-    """The Shard of this process when torchrun started it with WORLD_SIZE > 1 (joining the
-    gloo process group on first use), else None."""
+def join() -> Shard:
+    """The Shard of this process: its rank when torchrun started it with WORLD_SIZE > 1
+    (joining the gloo process group on first use), else rank 0 of a world of 1."""
     world = int(os.environ.get("WORLD_SIZE", "1"))
     if world <= 1:
-        return None
+        return Shard(rank=0, world=1, local_rank=0)
     import torch.distributed as dist
 
     if not dist.is_initialized():

@@ -24,9 +24,9 @@ from nclb.models.padding import left_pad as pad_rows
 from nclb.sampler.cache import CacheConfig, QueryPlan, mask_columns, plan_query
 from nclb.sampler.policy import Decoder, StepView
 from nclb.sampler.stats import PositionStats, blank_stats, position_stats, scatter_stats
-from nclb.sampler.streams import ORDER, TOKEN, row_keys, stream_id, uniforms
+from nclb.sampler.streams import ORDER, TOKEN, default_streams, row_keys, uniforms
 from nclb.schema import Flag, Integer, Number, OneOf, check_fields, setting
-from nclb.tasks.base import Canvas
+from nclb.types import Canvas
 
 EXIT_STATS = ("mean", "max")
 
@@ -102,16 +102,11 @@ class Generation:
     cache_kl: float | None = None
 
 
-def left_pad(canvases: list[Canvas], pad_id: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Stack canvases as [pad.. prompt region] ids with a bool attention mask; returns the
-    prompt width P so that the region of every row starts at column P."""
-    return _left_pad(canvases, pad_id, max(len(c.prompt) for c in canvases))
-
-
 def _left_pad(
     canvases: list[Canvas], pad_id: int, width: int
 ) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """`left_pad` to a given prompt width (at least the longest prompt)."""
+    """Stack canvases as [pad.. prompt region] ids with a bool attention mask, left-padded to
+    prompt width `width` (at least the longest prompt), so every row's region starts there."""
     lengths = {len(c.region) for c in canvases}
     if len(lengths) != 1:
         raise ValueError(f"canvases in one batch need one region length, got {sorted(lengths)}")
@@ -673,8 +668,7 @@ def generate(
     one number drawn from `generator` (or torch's global generator) and i.
     """
     if streams is None:
-        base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
-        streams = [stream_id(base, i) for i in range(len(canvases))]
+        streams = default_streams(len(canvases), generator)
     if len(streams) != len(canvases):
         raise ValueError(f"{len(streams)} streams for {len(canvases)} canvases")
     size = len(canvases) if batch_size is None else batch_size

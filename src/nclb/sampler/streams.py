@@ -30,6 +30,13 @@ def stream_id(seed: int, key: object) -> int:
     return int.from_bytes(digest, "little")
 
 
+def default_streams(count: int, generator: torch.Generator | None = None) -> list[int]:
+    """Stream ids for `count` canvases given none: stream i is derived from one number drawn
+    from `generator` (or torch's global generator) and i."""
+    base = int(torch.randint(0, 2**62, (1,), generator=generator).item())
+    return [stream_id(base, i) for i in range(count)]
+
+
 def _mul32(x: torch.Tensor, c: int) -> torch.Tensor:
     """(x * c) mod 2**32 for int64 x in [0, 2**32), in two halves so nothing overflows int64."""
     low = x * (c & 0xFFFF)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from nclb.config.paths import tiny_checkpoint
+from nclb.models.families import tiny_checkpoint
 
 HF_MODELS = ("tiny", "llada", "dream")
 SPECIAL = "∅"  # eos / pad / other special tokens

@@ -7,9 +7,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from nclb.config.paths import REPO_ROOT
 from nclb.errors import UserError
-from nclb.runs.runlog import uncommitted_code
+from nclb.locations import REPO_ROOT
+from nclb.runs.revision import uncommitted_code
 
 
 def describe(files: list[str], shown: int = 3) -> str:

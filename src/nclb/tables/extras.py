@@ -1,4 +1,4 @@
-"""Tables built from the outputs of issue 7's commands: `nclb posterior` (Table 3, kind:
+"""Tables built from the outputs of the experiment commands: `nclb posterior` (Table 3, kind:
 posterior) and `nclb trace-score` (Figure 4, kind: correlation). Table 6 (KL, `metrics.kl=true`)
 and Table 4 (evaluating the fine-tuned checkpoints) are ordinary `nclb run` grids (kind: runs)."""
 
@@ -12,6 +12,7 @@ import pandas as pd
 
 from nclb.config.paths import config_dir
 from nclb.errors import UserError
+from nclb.experiments import EXPERIMENTS
 from nclb.registry import register
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
@@ -20,19 +21,15 @@ from nclb.tables.write import fmt, model_title, write_outputs
 
 # Config keys that do not change what `nclb posterior` / `nclb trace-score` compute.
 VOLATILE = ("device", "batch_size", "threads")
-# command -> (config name, module, function)
-COMMAND_FUNCS = {
-    "posterior": ("posterior", "nclb.experiments.posterior", "posterior"),
-    "trace-score": ("trace_score", "nclb.experiments.trace_score", "trace_score"),
-}
 
 
 def require_command(name: str, what: str) -> None:
     """A one-line UserError when `nclb <name>` (its module and config) is not in this checkout."""
     import importlib.util
 
-    config, module, _ = COMMAND_FUNCS[name]
-    if importlib.util.find_spec(module) is None or not (config_dir() / f"{config}.yaml").is_file():
+    experiment = EXPERIMENTS[name]
+    config = config_dir() / f"{experiment.config}.yaml"
+    if importlib.util.find_spec(experiment.module) is None or not config.is_file():
         raise UserError(f"{what} needs `nclb {name}`, which this checkout does not have yet")
 
 
@@ -51,7 +48,7 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
     local weights (a replaced checkpoint)."""
     import importlib
 
-    from nclb.runs.runlog import weights_file
+    from nclb.runs.stale import weights_file
 
     path = Path(cfg["out_dir"]) / "summary.json"
     if path.is_file():
@@ -65,9 +62,9 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
         raise UserError(
             f"no `nclb {name}` output for this setting in {path.parent}; drop run=false"
         )
-    _, module, func = COMMAND_FUNCS[name]
+    experiment = EXPERIMENTS[name]
     log(f"running nclb {name} -> {path.parent}")
-    getattr(importlib.import_module(module), func)(cfg)
+    getattr(importlib.import_module(experiment.module), experiment.function)(cfg)
     return json.loads(path.read_text())
 
 
@@ -87,7 +84,7 @@ def command_groups(grid: Grid, name: str, extra: list[str], execute: bool, log):
             raise UserError(f"{grid.name}: {message}")
         overrides = merge_overrides([str(x) for x in group.get("overrides", [])], extra)
         check_groups(overrides)
-        cfg = compose(COMMAND_FUNCS[name][0], overrides)
+        cfg = compose(EXPERIMENTS[name].config, overrides)
         out.append((group, cfg, command_summary(name, cfg, execute, log)))
     return out, skipped
 

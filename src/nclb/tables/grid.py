@@ -30,6 +30,7 @@ from typing import Any
 
 import yaml
 
+from nclb.config.compose import override_value
 from nclb.config.paths import config_dir
 from nclb.errors import UserError
 
@@ -112,15 +113,6 @@ def merge_overrides(*lists: list[str]) -> list[str]:
     return list(merged.values())
 
 
-def format_value(value: Any) -> str:
-    """A YAML value as a Hydra override value (None -> null)."""
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
-
-
 def expand_row(spec: dict[str, Any], group: int, defaults: dict[str, Any]) -> list[Row]:
     """The rows of one row spec (one row, or one per combination of its sweep)."""
     unknown = set(spec) - {"label", "set", "series", "paper", "table", "sweep"}
@@ -132,7 +124,7 @@ def expand_row(spec: dict[str, Any], group: int, defaults: dict[str, Any]) -> li
     rows = []
     for values in itertools.product(*(list(sweep[k]) for k in keys)):
         swept = dict(zip(keys, values))
-        extra = [f"{k}={format_value(v)}" for k, v in swept.items()]
+        extra = [f"{k}={override_value(v)}" for k, v in swept.items()]
         series = spec.get("series")
         values = [f"{k}={v}" for k, v in swept.items() if v is not None]
         label = " ".join([spec.get("label", "")] + values).strip() or series

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from nclb.config.compose import check_key
 from nclb.errors import UserError
+from nclb.locations import REPO_ROOT
 from nclb.registry import lookup, names, register
 from nclb.schema import Flag, OneOf, from_words, setting
 from nclb.tables.committed import committed_code_stamp
@@ -20,17 +21,6 @@ from nclb.tables.grid import (
 )
 from nclb.threads import THREADS, use_threads
 
-# Grids that have a Makefile target (`make NAME MODEL=...`).
-MAKE_TARGETS = (
-    "table1",
-    "figure3",
-    "table2",
-    "table3",
-    "table4",
-    "table6",
-    "figure4",
-    "decoder_front",
-)
 USAGE = """usage: nclb table NAME [model=tiny|llada|dream] [run=true|false] [results=DIR] [threads=auto|N]
                   [allow_dirty=true|false] [key=value ...]
 
@@ -42,6 +32,18 @@ batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. thread
 threads (default 1; auto: torch's default, one per core). Outputs come from committed code: with
 uncommitted changes in src/, configs/ or scripts/, writing the repository's results/ is refused
 (allow_dirty=true overrides) and other outputs are stamped UNCOMMITTED CODE."""
+
+
+def make_targets(root: Path = REPO_ROOT) -> list[str]:
+    """The grids that the repository's Makefile has a target for (`make NAME MODEL=...`): the
+    names of its PAPER_TARGETS line; none outside a checkout."""
+    makefile = root / "Makefile"
+    lines = makefile.read_text().splitlines() if makefile.is_file() else []
+    for line in lines:
+        name, assign, value = line.partition(":=")
+        if assign and name.strip() == "PAPER_TARGETS":
+            return value.split()
+    return []
 
 
 @dataclass
@@ -134,7 +136,7 @@ def make_table(argv: list[str], log=print) -> list[Path]:
     shown = " ".join([name, f"model={options.model}", *extra])
     command = (
         f"make {name} MODEL={options.model}"
-        if not extra and name in MAKE_TARGETS and options.results == "results"
+        if not extra and name in make_targets() and options.results == "results"
         else f"nclb table {shown}"
     )
     results = Path(options.results)

@@ -17,15 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runs.runlog import (
-    RECORDS,
-    RUN_RECORD,
-    SUMMARY,
-    read_json_lines,
-    run_dir,
-    run_identity,
-    weights_file,
-)
+from nclb.runs.identity import run_dir, run_identity
+from nclb.runs.runlog import RECORDS, RUN_RECORD, SUMMARY, read_json_lines
+from nclb.runs.stale import weights_file
 from nclb.tables.build import dotted
 from nclb.tables.grid import Row
 

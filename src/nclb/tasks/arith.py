@@ -31,8 +31,9 @@ from dataclasses import dataclass
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import Flag, Integer, OneOf, check_fields, setting
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Score
 from nclb.tasks.template import TemplateError, infilling_canvas
+from nclb.types import Canvas, Example
 
 _STEP = re.compile(r"^(\d*)([+-])(\d+)=(\d+)$")
 _WHOLE_INT = re.compile(r"^\s*(-?\d+)\s*$")

@@ -8,34 +8,10 @@ from typing import Any, Protocol, runtime_checkable
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
+from nclb.types import Canvas, Example
 
 # Task config keys read by the run settings (nclb.config.settings.resolve), whichever the task.
 RUN_KEYS = ("name", "gen_length", "block", "answer_length")
-
-
-@dataclass
-class Example:
-    """One evaluation item. `gold` is whatever the scorer needs; `meta` is free-form."""
-
-    id: str
-    prompt: str
-    gold: Any
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-@dataclass
-class Canvas:
-    """What the sampler fills in.
-
-    prompt: token ids of the context (never changed by the sampler).
-    region: the generation region, length gen_length; `mask_id` where the sampler must
-        decide, any other id is pre-filled (prompting-as-infilling).
-    answer: (start, end) offsets of the answer block inside `region`, or None.
-    """
-
-    prompt: list[int]
-    region: list[int]
-    answer: tuple[int, int] | None = None
 
 
 @dataclass

@@ -5,7 +5,8 @@ from __future__ import annotations
 from nclb.errors import UserError
 from nclb.registry import entries, lookup
 from nclb.schema import OneOf
-from nclb.tasks.base import Example, Task, Trainable, class_implements
+from nclb.tasks.base import HasReference, Task, Trainable, class_implements
+from nclb.types import Example, ModelContext
 
 
 def build_task(cfg: dict) -> Task:
@@ -17,6 +18,13 @@ def build_task(cfg: dict) -> Task:
         return task_class.from_config(cfg)
     except (ValueError, TypeError) as err:  # a task's own check of its values
         raise UserError(f"task={name}: {err}") from None
+
+
+def model_context(task: Task, examples: list[Example], gen_length: int) -> ModelContext:
+    """What the model factories get from a run on `task`: its name, the generation length, the
+    examples and, when the task has reference solutions, the task as their source."""
+    references = task if isinstance(task, HasReference) else None
+    return ModelContext(task.name, gen_length, list(examples), references)
 
 
 def trainable_names() -> list[str]:

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from nclb.config.paths import REPO_ROOT
 from nclb.errors import UserError
+from nclb.locations import REPO_ROOT
 
 ENV_VAR = "NCLB_DATA_DIR"
 HUB_HOST = ("huggingface.co", 443)
@@ -39,7 +39,7 @@ class HubSource:
 
 
 def repo_root() -> Path:
-    """The repository root (nclb.config.paths.REPO_ROOT; a function so tests can move it)."""
+    """The repository root (nclb.locations.REPO_ROOT; a function so tests can move it)."""
     return REPO_ROOT
 
 

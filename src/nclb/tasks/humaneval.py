@@ -15,7 +15,7 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import Integer, OneOf
-from nclb.tasks.base import Canvas, Example, Score, task_arguments
+from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.sandbox import (
     Limits,
     Result,
@@ -25,6 +25,7 @@ from nclb.tasks.sandbox import (
     run_many,
 )
 from nclb.tasks.template import TEMPLATES, plain_canvas
+from nclb.types import Canvas, Example
 
 # lm-eval's humaneval `until` list, plus the end of a Markdown code fence for chat models.
 STOP = ("\nclass", "\ndef", "\n#", "\nif", "\nprint", "\n```")

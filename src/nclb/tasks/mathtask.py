@@ -11,11 +11,12 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import OneOf
-from nclb.tasks.base import Canvas, Example, Score, task_arguments
+from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
 from nclb.tasks.math_compare import math_equal
 from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
+from nclb.types import Canvas, Example
 
 DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."

@@ -6,7 +6,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, Score, Task
+from nclb.tasks.base import Score, Task
+from nclb.types import Canvas, Example
 
 
 @dataclass

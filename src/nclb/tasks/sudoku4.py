@@ -16,9 +16,10 @@ from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import OneOf
-from nclb.tasks.base import Canvas, Example, Score, task_arguments
+from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import load_rows
 from nclb.tasks.template import infilling_canvas, plain_canvas
+from nclb.types import Canvas, Example
 
 SOURCES = ("d1", "dream")  # the two puzzle files (see the module docstring)
 

@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import Integer, check_fields, setting
-from nclb.tasks.base import Canvas, Example, Score
+from nclb.tasks.base import Score
 from nclb.tasks.template import TemplateError
+from nclb.types import Canvas, Example
 
 CELLS = 81
 _ALL = 0x3FE  # bits 1..9

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from nclb.errors import UserError
 from nclb.models.base import MaskedLM
-from nclb.tasks.base import Canvas, Example, HasReference, Task
+from nclb.tasks.base import HasReference, Task
+from nclb.types import Canvas, Example
 
 # The prompt layouts a task's `template` key names: reasoning-as-infilling, or plain.
 TEMPLATES = ("infilling", "plain")

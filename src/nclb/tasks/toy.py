@@ -6,8 +6,9 @@ from dataclasses import dataclass
 
 from nclb.models.base import MaskedLM
 from nclb.registry import register
-from nclb.tasks.base import Canvas, Example, Score, task_arguments
+from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.template import plain_canvas
+from nclb.types import Canvas, Example
 
 
 @register("task", "toy")

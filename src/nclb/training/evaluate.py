@@ -6,8 +6,9 @@ import torch
 
 from nclb.models.base import MaskedLM
 from nclb.sampler import SamplerConfig, build_decoder, generate
-from nclb.tasks.base import Example, Task
+from nclb.tasks.base import Task
 from nclb.tasks.outputs import Output, read_output
+from nclb.types import Example
 
 
 @torch.no_grad()
