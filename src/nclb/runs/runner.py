@@ -195,12 +195,14 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
             (ex, task.canvas(ex, model, s.gen_length)) for ex in examples if ex.id not in finished
         ]
         todo = shard.split(todo)
-        start = time.perf_counter()
+        start, cpu_start = time.perf_counter(), time.process_time()
         new = decode_and_log(s, task, model, todo, opened, shard, kl_opts)
+        cpu = time.process_time() - cpu_start
         merged = shard.merge(opened.folder, [ex.id for ex in examples], new)
         if merged is None:
             return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
-        return finalize(cfg, s, task, model, opened, merged, time.perf_counter() - start, shard)
+        seconds = (time.perf_counter() - start, cpu)
+        return finalize(cfg, s, task, model, opened, merged, seconds, shard)
     finally:  # also when the run is rejected or stopped: no lock file outlives it
         if opened.lock is not None:
             opened.lock.release()
@@ -330,13 +332,14 @@ def finalize(
     model: MaskedLM,
     opened: OpenRun,
     new: list[dict[str, Any]],
-    seconds: float,
+    seconds: tuple[float, float],
     shard: sharding.Shard,
 ) -> dict[str, Any]:
     """Write summary.json over every record in the folder (not this invocation's `limit`) and
-    print the one-line result."""
+    print the one-line result; `seconds`: this invocation's decoding time, wall and CPU."""
     records = opened.done + new
-    summary = summarize(records, len(new), seconds, cfg, opened.folder)
+    summary = summarize(records, len(new), seconds[0], cfg, opened.folder)
+    summary["cpu_seconds"] = seconds[1]
     summary["label"] = describe(s)
     summary["identity"] = opened.identity
     summary["loaded_model"] = describe_model(model)
