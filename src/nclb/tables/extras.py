@@ -16,6 +16,7 @@ from nclb.experiments import EXPERIMENTS
 from nclb.registry import register
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
+from nclb.tables.notes import render_note
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, model_title, write_outputs
 
@@ -206,8 +207,8 @@ def posterior_table(
         f"Columns 'paper: ...' are numbers REPORTED BY THE PAPER, not measured here "
         f"({paper_numbers()['table3']['source']}).",
     ]
-    if grid.note:
-        header.append(grid.note.strip())
+    if note := render_note(grid.note, grid.model_kind, log=log):
+        header.append(note)
     stem = output_stem(grid.name, grid.model_kind)
     return write_outputs(results, stem, table, display, header)
 
@@ -351,7 +352,7 @@ def correlation_figure(
     ]
     if warnings:
         header += ["", *warnings]
-    if grid.note:
-        header.append(grid.note.strip())
+    if note := render_note(grid.note, grid.model_kind, log=log):
+        header.append(note)
     display = correlation_display(table).reset_index(drop=True)
     return paths + write_outputs(results, stem, table, display, header)

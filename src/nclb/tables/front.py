@@ -166,12 +166,17 @@ def front_table(
 ) -> list[Path]:
     """Run what is missing, then write the front table (md/csv/tex), its notes and figure."""
     from nclb.tables.build import build_frame
+    from nclb.tables.notes import render_note
     from nclb.tables.runs import ensure_runs, plan
+    from nclb.tables.shipped import read_shipped, write_shipped
     from nclb.tables.write import header_lines, model_title, provenance, write_outputs
 
     options: dict[str, Any] = grid.options
     reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
-    summaries = ensure_runs(plan(grid.rows, extra, ()), execute=execute, log=log)
+    stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
+    planned = plan(grid.rows, extra, ())
+    shipped = [] if execute else read_shipped(results, stem)
+    summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
     frame = label_frame(build_frame(grid.rows, summaries, grid.paper), grid)
     frame.attrs["reference"] = reference
     notes = []
@@ -194,11 +199,12 @@ def front_table(
             "on its front": ["yes" if v else "" for v in table.on_front],
         }
     )
-    stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
     title = f"{grid.title} ({model_title(grid.model_kind)})"
-    note = "\n\n".join([grid.note.strip(), *notes, *skipped_notes(grid)])
+    written = render_note(grid.note, grid.model_kind, frame, log, group="panel")
+    note = "\n\n".join([written, *notes, *skipped_notes(grid)]).strip()
     header = header_lines(title, command, summaries, grid.paper, note)
     paths = write_outputs(results, stem, table, display, header)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     paths += front_figure(frame, results, name, title, footer)
+    paths.append(write_shipped(results, stem, [p.folder for p in planned], summaries))
     return paths
