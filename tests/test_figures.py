@@ -208,3 +208,37 @@ def test_saving_the_same_figure_twice_gives_the_same_bytes(tmp_path):
     first, second = draw(tmp_path / "a"), draw(tmp_path / "b")
     for a, b in zip(first, second, strict=True):
         assert a.read_bytes() == b.read_bytes(), a.name
+
+
+def test_decoder_front_is_panels_with_labelled_points_and_plain_ticks(tmp_path):
+    from PIL import Image
+
+    from nclb.tables.front import front_figure
+
+    rows = []
+    for panel in ("chain", "chain verify", "sudoku9"):
+        for series, key, values in (("MED", "lam", (0.05, 0.2, 0.8)), ("EB", "lam", (0.1, 0.4))):
+            for i, v in enumerate(values):
+                acc = 90.0 - 10 * i - (5 if series == "EB" else 0)
+                rows.append(
+                    {
+                        "panel": panel,
+                        "split": "test",
+                        "series": series,
+                        "setting": f"{series} {key}={v}",
+                        "swept": {key: v},
+                        "accuracy": acc,
+                        "ci_low": acc - 2,
+                        "ci_high": acc + 2,
+                        "mean_nfe": 40.0 / (i + 1),
+                        "on_front": not (series == "EB" and i == 1),
+                    }
+                )
+    frame = pd.DataFrame(rows)
+    frame.attrs["reference"] = "MED"
+    png, svg = front_figure(frame, tmp_path, "front", "Fronts", "footer")
+    width, height = Image.open(png).size
+    assert width <= 2000 and height >= width / 2  # two panels a row, not a strip
+    text = svg.read_text()
+    assert "λ=0.2" in text and "a setting off its decoder" in text and "MED: its front" in text
+    assert "10^" not in text and "times10" not in text  # plain tick labels

@@ -75,3 +75,28 @@ def test_trace_score_writes_csvs_on_tiny_arith(tmp_path):
         if float(r["fraction"]) == 1.0 and r["correct"] == "1":
             assert float(r["reward"]) > -0.1  # a full correct trace makes a* near certain
     assert (tmp_path / "correlations.csv").is_file()
+
+
+def test_an_undefined_correlation_says_why():
+    from nclb.experiments.trace_score import undefined_lines, undefined_reason
+
+    assert undefined_reason([1.0, 2.0], [1.0, 1.0], "reward") == (
+        "every answer is correct: correctness has no variance"
+    )
+    assert undefined_reason([1.0, 2.0], [0.0, 0.0], "reward").startswith("every answer is wrong")
+    assert undefined_reason([3.0, 3.0], [0.0, 1.0], "reward") == (
+        "the reward is the same for every generation: it has no variance"
+    )
+    assert undefined_reason([float("nan"), 1.0], [0.0, 1.0], "reward") == (
+        "fewer than 2 generations have a finite reward"
+    )
+    assert undefined_reason([1.0, 2.0], [0.0, 1.0], "reward") is None
+    rows = [
+        {"fraction": f, "correct": True, "reward": r, "confidence": r}
+        for f in (0.0, 1.0)
+        for r in (1.0, 2.0)
+    ]
+    assert undefined_lines(rows, [0.0, 1.0]) == [
+        "  correlations undefined (nan) at f=0.00, 1.00: every answer is correct: "
+        "correctness has no variance"
+    ]

@@ -75,6 +75,24 @@ def spearman(x: list[float], y: list[float]) -> float:
     return pearson(ranks([a for a, _ in pairs]), ranks([b for _, b in pairs]))
 
 
+def undefined_reason(x: list[float], correct: list[float], name: str) -> str | None:
+    """Why the correlation of `x` (called `name`) with correctness is undefined, in words
+    (e.g. 'every answer is correct: correctness has no variance'); None when it is defined."""
+    pairs = [
+        (a, b) for a, b in zip(x, correct, strict=True) if math.isfinite(a) and math.isfinite(b)
+    ]
+    if len(pairs) < 2:
+        return f"fewer than 2 generations have a finite {name}"
+    outcomes = {b for _, b in pairs}
+    if outcomes == {1.0}:
+        return "every answer is correct: correctness has no variance"
+    if len(outcomes) == 1:
+        return "every answer is wrong: correctness has no variance"
+    if len({a for a, _ in pairs}) == 1:
+        return f"the {name} is the same for every generation: it has no variance"
+    return None
+
+
 def trace_positions(
     canvas: Canvas, gen: Generation, mask_id: int, eos_ids: tuple[int, ...]
 ) -> list[int]:
@@ -197,7 +215,26 @@ def trace_score(cfg: dict[str, Any]) -> list[dict[str, Any]]:
             f"spearman={r['spearman_reward']:+.3f}  confidence pearson="
             f"{r['pearson_confidence']:+.3f} spearman={r['spearman_confidence']:+.3f}"
         )
+    for line in undefined_lines(rows, fractions):
+        print(line)
     return table
+
+
+def undefined_lines(rows: list[dict[str, Any]], fractions: list[float]) -> list[str]:
+    """One line per reason a correlation of the table is undefined (nan), naming the
+    fractions it holds at."""
+    reasons: dict[str, list[str]] = {}
+    for f in fractions:
+        sub = [r for r in rows if r["fraction"] == f]
+        y = [float(r["correct"]) for r in sub]
+        for key, name in (("reward", "reward"), ("confidence", "mean confidence")):
+            why = undefined_reason([r[key] for r in sub], y, name)
+            at = reasons.setdefault(why, []) if why else []
+            if why and f"{f:.2f}" not in at:
+                at.append(f"{f:.2f}")
+    return [
+        f"  correlations undefined (nan) at f={', '.join(fs)}: {why}" for why, fs in reasons.items()
+    ]
 
 
 def correlations(rows: list[dict[str, Any]], fractions: list[float]) -> list[dict[str, Any]]:

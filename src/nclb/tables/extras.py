@@ -16,6 +16,7 @@ from nclb.experiments import EXPERIMENTS
 from nclb.registry import register
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
+from nclb.tables.notes import render_note
 from nclb.tables.runs import canonical
 from nclb.tables.write import fmt, model_title, write_outputs
 
@@ -206,8 +207,8 @@ def posterior_table(
         f"Columns 'paper: ...' are numbers REPORTED BY THE PAPER, not measured here "
         f"({paper_numbers()['table3']['source']}).",
     ]
-    if grid.note:
-        header.append(grid.note.strip())
+    if note := render_note(grid.note, grid.model_kind, log=log):
+        header.append(note)
     stem = output_stem(grid.name, grid.model_kind)
     return write_outputs(results, stem, table, display, header)
 
@@ -231,6 +232,17 @@ def few_outcomes(n: int, accuracy: float) -> str | None:
     return f"only {rarer} {which} of {n} generations (< {MIN_OUTCOMES})"
 
 
+def same_outcome(n: int, accuracy: float) -> str | None:
+    """Why a correlation with correctness is undefined for a whole setup: every answer correct
+    (or wrong), so correctness has no variance; None otherwise."""
+    wrong = round(n * (1 - accuracy))
+    if wrong == 0:
+        return "every answer is correct, so correctness has no variance"
+    if wrong == n:
+        return "every answer is wrong, so correctness has no variance"
+    return None
+
+
 def draw_correlation(table: pd.DataFrame):
     """Figure 4's panels, two per setup (correlations; mean reward of correct vs wrong
     generations), with a red note in the titles of a setup whose correlations rest on fewer
@@ -246,9 +258,8 @@ def draw_correlation(table: pd.DataFrame):
             ax_corr.plot(pct, rows[col], label=name, zorder=2 + i, **series_style(i))
         ax_corr.axhline(0, color="0.5", lw=0.8)
         if rows[["pearson_reward", "spearman_reward"]].isna().all().all():
-            ax_corr.text(
-                50, 0.02, "undefined: every generation has the same correctness", ha="center"
-            )
+            why = same_outcome(int(rows.n.iloc[0]), rows.accuracy.iloc[0] / 100)
+            ax_corr.text(50, 0.02, f"undefined: {why or 'no variance'}", ha="center")
         ax_corr.set_xlabel("% of the reasoning trace written")
         ax_corr.set_ylabel("correlation with final correctness")
         ax_mean.plot(pct, rows.mean_reward_correct, label="correct generations", **series_style(0))
@@ -349,9 +360,14 @@ def correlation_figure(
         for setup, rows in table.groupby("setup", sort=False)
         if (note := few_outcomes(int(rows.n.iloc[0]), rows.accuracy.iloc[0] / 100))
     ]
+    warnings += [
+        f"{setup}: the correlations are undefined (empty cells): {why}."
+        for setup, rows in table.groupby("setup", sort=False)
+        if (why := same_outcome(int(rows.n.iloc[0]), rows.accuracy.iloc[0] / 100))
+    ]
     if warnings:
         header += ["", *warnings]
-    if grid.note:
-        header.append(grid.note.strip())
+    if note := render_note(grid.note, grid.model_kind, log=log):
+        header.append(note)
     display = correlation_display(table).reset_index(drop=True)
     return paths + write_outputs(results, stem, table, display, header)

@@ -134,30 +134,92 @@ def against_front(
     )
 
 
+FRONT_COLUMNS = 2  # panels per row: each stays readable when the figure is page wide
+FINE_TICKS = (1, 1.5, 2, 3, 4, 5, 7, 10, 15, 20, 25, 30, 40, 50, 70, 100, 150, 200, 300, 500)
+
+
 def front_figure(frame: pd.DataFrame, out: Path, name: str, title: str, footer: str):
-    """Test accuracy against mean NFE per panel: each decoder's points, its Pareto front as a
-    line, the reference decoder's front dashed in black."""
-    from nclb.tables.figures import pyplot, save
+    """Test accuracy against mean NFE, one panel per model/task (two panels a row): each
+    decoder's settings as points labelled with their setting, its Pareto front as a line, the
+    reference decoder's front dashed in black; plain NFE ticks on a log axis."""
+    import math
+
+    from matplotlib.colors import to_hex
+    from matplotlib.lines import Line2D
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    from nclb.tables.figures import NICE_TICKS, finish, label_points, pyplot, series_style, write
 
     plt = pyplot()
     test = frame[frame.split == "test"]
     parts = list(test.groupby("panel", sort=False))
-    fig, axes = plt.subplots(1, len(parts), figsize=(6.4 * len(parts), 4.8), squeeze=False)
+    cols = min(FRONT_COLUMNS, len(parts))
+    nrows = math.ceil(len(parts) / cols)
+    fig, axes = plt.subplots(nrows, cols, figsize=(6.2 * cols, 4.9 * nrows), squeeze=False)
     reference = frame.attrs.get("reference")
-    for ax, (panel, rows) in zip(axes[0], parts):
-        for series, pts in rows.groupby("series", sort=False):
+    labelled = []
+    for ax, (panel, rows) in zip(axes.flat, parts):
+        points, handles = [], []
+        for i, (series, pts) in enumerate(rows.groupby("series", sort=False)):
+            style = series_style(i)
+            if series == reference:
+                style.update(color="black", linestyle="--", linewidth=2)
             front = pts[pts.on_front.astype(bool)].sort_values("mean_nfe")
-            is_ref = series == reference
-            style = {"color": "black", "linestyle": "--", "linewidth": 2} if is_ref else {}
-            (line,) = ax.plot(front.mean_nfe, front.accuracy, marker="o", label=series, **style)
-            ax.scatter(pts.mean_nfe, pts.accuracy, s=14, color=line.get_color(), alpha=0.5)
+            (line,) = ax.plot(front.mean_nfe, front.accuracy, zorder=3 + i, **style)
+            color = to_hex(line.get_color())
+            off = pts[~pts.on_front.astype(bool)]
+            ax.plot(
+                off.mean_nfe,
+                off.accuracy,
+                linestyle="none",
+                marker=style["marker"],
+                markersize=style["markersize"],
+                markerfacecolor="none",
+                color=color,
+                alpha=0.45,
+                zorder=2,
+            )
+            handles.append(
+                Line2D([], [], label=f"{series}: its front", **{**style, "color": color})
+            )
+            points += [
+                (x, y, sw, color, style["markersize"])
+                for x, y, sw in zip(pts.mean_nfe, pts.accuracy, pts.swept)
+            ]
+        if any(not v for v in rows.on_front.astype(bool)):
+            handles.append(
+                Line2D(
+                    [],
+                    [],
+                    linestyle="none",
+                    marker="o",
+                    markerfacecolor="none",
+                    color="0.4",
+                    alpha=0.45,
+                    label="a setting off its decoder's front",
+                )
+            )
         ax.set_xscale("log")
+        lo, hi = rows.mean_nfe.min(), rows.mean_nfe.max()
+        ticks = [v for v in NICE_TICKS if lo * 0.9 <= v <= hi * 1.1]
+        if len(ticks) < 3:  # a narrow NFE range: ticks between the round ones too
+            ticks = [v for v in FINE_TICKS if lo * 0.9 <= v <= hi * 1.1] or [round(lo, 1)]
+        ax.set_xticks(ticks)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.margins(x=0.12, y=0.1)
         ax.set_title(panel)
-        ax.set_xlabel("mean NFE per example (log scale)")
+        ax.set_xlabel("mean NFE per example (forward passes, log scale)")
         ax.set_ylabel("test accuracy %")
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    return save(fig, out, name, title, footer)
+        ax.legend(handles=handles, fontsize=7, loc="lower right")
+        labelled.append((ax, points))
+    for ax in list(axes.flat)[len(parts) :]:
+        ax.set_visible(False)
+    finish(fig, title, footer)
+    for ax, points in labelled:
+        label_points(ax, points)  # a label with no free place is left out (the CSV has it)
+    return write(fig, out, name)
 
 
 @register("table", "front")
@@ -166,12 +228,17 @@ def front_table(
 ) -> list[Path]:
     """Run what is missing, then write the front table (md/csv/tex), its notes and figure."""
     from nclb.tables.build import build_frame
+    from nclb.tables.notes import render_note
     from nclb.tables.runs import ensure_runs, plan
+    from nclb.tables.shipped import read_shipped, write_shipped
     from nclb.tables.write import header_lines, model_title, provenance, write_outputs
 
     options: dict[str, Any] = grid.options
     reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
-    summaries = ensure_runs(plan(grid.rows, extra, ()), execute=execute, log=log)
+    stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
+    planned = plan(grid.rows, extra, ())
+    shipped = [] if execute else read_shipped(results, stem)
+    summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
     frame = label_frame(build_frame(grid.rows, summaries, grid.paper), grid)
     frame.attrs["reference"] = reference
     notes = []
@@ -194,11 +261,12 @@ def front_table(
             "on its front": ["yes" if v else "" for v in table.on_front],
         }
     )
-    stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
     title = f"{grid.title} ({model_title(grid.model_kind)})"
-    note = "\n\n".join([grid.note.strip(), *notes, *skipped_notes(grid)])
+    written = render_note(grid.note, grid.model_kind, frame, log, group="panel")
+    note = "\n\n".join([written, *notes, *skipped_notes(grid)]).strip()
     header = header_lines(title, command, summaries, grid.paper, note)
     paths = write_outputs(results, stem, table, display, header)
     footer = f"{command}; " + "; ".join(provenance(summaries))
     paths += front_figure(frame, results, name, title, footer)
+    paths.append(write_shipped(results, stem, [p.folder for p in planned], summaries))
     return paths

@@ -63,7 +63,7 @@ class Grid:
     model_kind: str
     rows: list[Row]
     figures: list[dict[str, Any]]
-    note: str = ""
+    note: Any = ""  # text, or per-model sentences with fields (nclb.tables.notes)
     path: Path | None = None
     metrics: list[dict[str, Any]] = field(default_factory=list)
     options: dict[str, Any] = field(default_factory=dict)

@@ -19,6 +19,7 @@ from nclb.errors import UserError
 from nclb.registry import register
 from nclb.runs.runlog import RECORDS, SUMMARY, read_records
 from nclb.tables.grid import Grid, merge_overrides, output_stem
+from nclb.tables.notes import render_note
 from nclb.tables.write import fmt, latex, markdown, model_title
 
 DISAGREEMENT_COLUMNS = [
@@ -180,8 +181,8 @@ def crosscheck_table(
         "by each rule of the lm-eval task (configs/lm_eval/*.yaml: a filter that extracts the "
         "answer and a metric). 'agree' counts outputs with the same verdict.",
     ]
-    if grid.note:
-        header.append(grid.note.strip())
+    if note := render_note(grid.note, grid.model_kind, log=log):
+        header.append(note)
     notes = [f"## Disagreements ({len(disagreements)})", ""]
     notes += [note_line(d) for d in disagreements] or ["None: every verdict agrees."]
     results.mkdir(parents=True, exist_ok=True)

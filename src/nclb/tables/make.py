@@ -28,7 +28,9 @@ NAME: a grid of configs/grids/ (listed below), or a path to a grid .yaml file. R
 runs that are not logged yet (skipping those whose summary.json has the same resolved config and
 n), then writes results/NAME.{md,csv,tex} and its
 figures (.png, .svg). Other key=value pairs are passed to every run (e.g. device=cuda
-batch_size=16 limit=50 out_dir=...). run=false only builds from the logs. threads: torch CPU
+batch_size=16 limit=50 out_dir=...). run=false only builds from the logs: the run folders, or
+where a folder is missing (a fresh clone) the summaries the table was last built from
+(results/logs/NAME.json, written with every table). threads: torch CPU
 threads (default 1; auto: torch's default, one per core). Outputs come from committed code: with
 uncommitted changes in src/, configs/ or scripts/, writing the repository's results/ is refused
 (allow_dirty=true overrides) and other outputs are stamped UNCOMMITTED CODE."""
@@ -93,7 +95,9 @@ def make_runs_table(
     from nclb.tables.build import build_frame, table_frame
     from nclb.tables.contrast import contrast_notes
     from nclb.tables.figures import FIGURES
+    from nclb.tables.notes import render_note
     from nclb.tables.runs import ensure_runs, plan
+    from nclb.tables.shipped import read_shipped, write_shipped
     from nclb.tables.write import model_title, provenance, write_table
 
     if not grid.rows:
@@ -106,14 +110,16 @@ def make_runs_table(
             )
     required = tuple(m["source"] for m in grid.metrics if not m.get("optional"))
     planned = plan(grid.rows, extra, required)
-    summaries = ensure_runs(planned, execute=execute, log=log)
-    frame = build_frame(grid.rows, summaries, grid.paper, grid.metrics)
     stem = output_stem(grid.name, grid.model_kind)
+    shipped = [] if execute else read_shipped(results, stem)
+    summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
+    frame = build_frame(grid.rows, summaries, grid.paper, grid.metrics)
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     table = table_frame(frame)
     paths = []
     if not table.empty:
-        note = "\n\n".join([grid.note.strip(), *contrast_notes(table), *skipped_notes(grid)])
+        written = render_note(grid.note, grid.model_kind, frame, log)
+        note = "\n\n".join([written, *contrast_notes(table), *skipped_notes(grid)])
         note = note.strip()
         paths += write_table(table, results, stem, title, command, summaries, grid.paper, note)
     footer = f"{command}; " + "; ".join(provenance(summaries))
@@ -126,6 +132,7 @@ def make_runs_table(
             data["swept"] = [" ".join(f"{k}={v}" for k, v in s.items()) for s in data.swept]
             data.to_csv(results / f"{fig_stem}.csv", index=False)
             paths.append(results / f"{fig_stem}.csv")
+    paths.append(write_shipped(results, stem, [p.folder for p in planned], summaries))
     return paths
 
 

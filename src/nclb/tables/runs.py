@@ -76,16 +76,35 @@ def logged_summary(run: PlannedRun) -> dict[str, Any] | None:
         return None
     if canonical(summary.get("identity")) != canonical(run.identity):
         return None
-    n, limit = summary.get("n"), (summary.get("config") or {}).get("limit")
-    if run.limit is None:
-        same_n = limit is None
-    else:  # exactly `limit` examples, or all of a smaller task asked for with the same limit
-        same_n = n == run.limit or (n is not None and n < run.limit and limit == run.limit)
     if any(dotted(summary, key) is None for key in run.required) or weights_changed(run):
         return None
-    if same_n and summary.get("n"):
+    if same_examples(run, summary):
         return summary
     return subset_summary(run, summary)
+
+
+def same_examples(run: PlannedRun, summary: dict[str, Any]) -> bool:
+    """Whether a summary covers exactly the examples the run asks for: `limit` of them, all of
+    a smaller task asked for with the same limit, or a full-set run when limit is null."""
+    n, limit = summary.get("n"), (summary.get("config") or {}).get("limit")
+    if not n:
+        return False
+    if run.limit is None:
+        return limit is None
+    return n == run.limit or (n < run.limit and limit == run.limit)
+
+
+def shipped_summary(run: PlannedRun, shipped: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The summary among a table's shipped ones (nclb.tables.shipped) with the run's identity,
+    n and required metrics; None if there is none."""
+    for summary in shipped:
+        if (
+            canonical(summary.get("identity")) == canonical(run.identity)
+            and same_examples(run, summary)
+            and all(dotted(summary, key) is not None for key in run.required)
+        ):
+            return summary
+    return None
 
 
 def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] | None:
@@ -139,18 +158,27 @@ def stale_records(run: PlannedRun) -> bool:
     return any(dotted(summary, key) is None for key in run.required)
 
 
-def ensure_runs(planned: list[PlannedRun], execute: bool = True, log=print) -> list[dict[str, Any]]:
+def ensure_runs(
+    planned: list[PlannedRun],
+    execute: bool = True,
+    log=print,
+    shipped: list[dict[str, Any]] | None = None,
+) -> list[dict[str, Any]]:
     """The summary of every planned run, running the ones not logged yet (when `execute`).
 
     Runs sharing a folder are run once. Without `execute`, a missing run is a UserError.
     Logged summaries are read once, up front: a later rewrite of the same folder by another
-    process (e.g. `nclb run` with another limit) does not change this table.
+    process (e.g. `nclb run` with another limit) does not change this table. A run whose
+    folder holds no usable summary is taken from `shipped` (the summaries a table was last
+    built from, kept beside it: nclb.tables.shipped) when one there matches it.
     """
     from nclb.runs.runner import run
 
     summaries: dict[Path, dict[str, Any]] = {}
     for p in planned:
         summary = logged_summary(p)
+        if summary is None:
+            summary = shipped_summary(p, shipped or [])
         if summary is not None:
             summaries[p.folder] = summary
     missing = [p for p in planned if p.folder not in summaries]
