@@ -17,7 +17,7 @@ import torch
 from nclb.errors import UserError
 from nclb.registry import lookup
 from nclb.sampler.stats import PositionStats
-from nclb.schema import Number
+from nclb.schema import Number, check_fields
 
 NEG = float("-inf")
 
@@ -72,7 +72,8 @@ class Decoder:
     A decoder implements `select` and declares, by overriding these defaults, everything else
     the loop and the metrics ask of it (they probe nothing):
 
-    validate(): raise UserError naming the key when a parameter is out of range (default: none).
+    validate(): raise UserError naming the key when a parameter is out of range (default: each
+        field's declared bound, `nclb.schema.setting`, checked as `decoder.<field>`).
     revokes / revoke(view): whether the decoder takes committed tokens back, and which (default:
         it never does; the loop then skips the look-back work). `max_revocations` bounds how
         often one position may be taken back.
@@ -94,7 +95,9 @@ class Decoder:
     max_revocations: int = 0
 
     def validate(self) -> None:
-        """Raise UserError naming the key when a parameter is out of range."""
+        """Raise UserError naming the key when a field is out of the bound it declares
+        (`nclb.schema.setting`); a decoder with other checks extends this."""
+        check_fields(self, "decoder.")
 
     def select(self, view: StepView) -> torch.Tensor:
         """Bool mask [B, G] of positions to commit this step (a subset of view.candidates)."""

@@ -7,14 +7,13 @@ from fractions import Fraction
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import numeric_answer, parse_number, truncate_at_stop
-from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
-from nclb.types import Canvas, Example
+from nclb.tasks.template import TEMPLATES, AnswerTemplate
+from nclb.types import Example
 
 DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -51,7 +50,7 @@ def format_number(value: Fraction | None) -> str:
 
 
 @register("task", "gsm8k")
-class GSM8kTask:
+class GSM8kTask(AnswerTemplate):
     """GSM8k test set; infilling template `... The answer is \\boxed{` + answer block, or plain."""
 
     name = "gsm8k"
@@ -113,19 +112,6 @@ class GSM8kTask:
                 prompt = f"{row['question']}\n{self.instruction}"
             out.append(Example(f"gsm8k-{self.split}-{i}", prompt, final, {"solution": steps}))
         return out
-
-    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
-        """Prompt ids (chat template) and the region for the configured template."""
-        prompt = model.prompt_ids(example.prompt)
-        if self.template == "plain":
-            return plain_canvas(prompt, model.mask_id, gen_length)
-        return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
-
-    def uses_strict(self) -> bool:
-        """Whether `correct` is the strict verdict (extract=auto: for the infilling template)."""
-        if self.extract == "auto":
-            return self.template == "infilling"
-        return self.extract == "strict"
 
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
         """Numeric match with the gold number, strict and lenient (docs/scoring.md).

@@ -8,15 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import OneOf
 from nclb.tasks.base import Score, task_arguments
 from nclb.tasks.data import HubSource, load_rows
 from nclb.tasks.extract import math_answer_text, truncate_at_stop
 from nclb.tasks.math_compare import math_equal
-from nclb.tasks.template import TEMPLATES, infilling_canvas, plain_canvas
-from nclb.types import Canvas, Example
+from nclb.tasks.template import TEMPLATES, AnswerTemplate
+from nclb.types import Example
 
 DELIMITER = "The answer is \\boxed{"
 INSTRUCTION = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -38,7 +37,7 @@ _CONFIG_KEYS = (
 
 
 @register("task", "math")
-class MathTask:
+class MathTask(AnswerTemplate):
     """MATH problems; infilling template `... The answer is \\boxed{` + answer block, or plain."""
 
     name = "math"
@@ -79,19 +78,6 @@ class MathTask:
             prompt = f"{row['problem']}\n{self.instruction}"
             out.append(Example(row.get("unique_id") or f"math-{i}", prompt, row["answer"], meta))
         return out
-
-    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
-        """Prompt ids (chat template) and the region for the configured template."""
-        prompt = model.prompt_ids(example.prompt)
-        if self.template == "plain":
-            return plain_canvas(prompt, model.mask_id, gen_length)
-        return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
-
-    def uses_strict(self) -> bool:
-        """Whether `correct` is the strict verdict (extract=auto: for the infilling template)."""
-        if self.extract == "auto":
-            return self.template == "infilling"
-        return self.extract == "strict"
 
     def score(self, example: Example, region_text: str, answer_text: str | None) -> Score:
         """Symbolic match (normalised string, then math-verify), strict and lenient

@@ -90,3 +90,22 @@ def fill_answer(canvas: Canvas, model: MaskedLM, text: str) -> list[int]:
     region = list(canvas.region)
     region[start:end] = ids + [model.eos_ids[0]] * (end - start - len(ids))
     return region
+
+
+class AnswerTemplate:
+    """The canvas and the verdict choice of a benchmark task whose fields name a `template`
+    (plain | infilling), its `delimiter` and `answer_length`, and an `extract` verdict
+    (auto | strict | lenient): GSM8k and MATH."""
+
+    def canvas(self, example: Example, model: MaskedLM, gen_length: int) -> Canvas:
+        """Prompt ids (chat template) and the region for the configured template."""
+        prompt = model.prompt_ids(example.prompt)
+        if self.template == "plain":
+            return plain_canvas(prompt, model.mask_id, gen_length)
+        return infilling_canvas(prompt, model, gen_length, self.delimiter, self.answer_length)
+
+    def uses_strict(self) -> bool:
+        """Whether `correct` is the strict verdict (extract=auto: for the infilling template)."""
+        if self.extract == "auto":
+            return self.template == "infilling"
+        return self.extract == "strict"

@@ -13,7 +13,7 @@ import torch
 
 from nclb.registry import register
 from nclb.sampler.policy import BUDGET, Decoder, StepView
-from nclb.schema import check_fields, setting
+from nclb.schema import setting
 
 
 @register("decoder", "eb")
@@ -23,10 +23,6 @@ class EB(Decoder):
 
     lam: float = setting(0.2, BUDGET, key="lam")
     name: str = "eb"
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """None: each step's set is chosen from the state's entropies alone."""

@@ -17,7 +17,7 @@ import torch
 
 from nclb.registry import register
 from nclb.sampler.policy import Decoder, StepView, first_always, order_score
-from nclb.schema import PROBABILITY, Number, check_fields, setting
+from nclb.schema import PROBABILITY, Number, setting
 
 
 @register("decoder", "klass")
@@ -29,10 +29,6 @@ class KLASS(Decoder):
     tau: float = setting(0.9, PROBABILITY)
     name: str = "klass"
     needs_previous: ClassVar[bool] = True
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def select(self, view: StepView) -> torch.Tensor:
         """Settled, confident candidates, or the single lowest-entropy one."""

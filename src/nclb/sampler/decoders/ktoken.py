@@ -8,7 +8,7 @@ import torch
 
 from nclb.registry import register
 from nclb.sampler.policy import ORDERS, Decoder, StepView, order_score, top_k_mask
-from nclb.schema import Integer, OneOf, check_fields, setting
+from nclb.schema import Integer, OneOf, setting
 
 
 @register("decoder", "ktoken")
@@ -19,10 +19,6 @@ class KToken(Decoder):
     k: int = setting(1, Integer(min=1), key="k")
     order: str = setting("entropy", OneOf(options=ORDERS))
     name: str = "ktoken"
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """Re-scorable unless positions are ranked by the sampled token's probability."""

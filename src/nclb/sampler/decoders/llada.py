@@ -10,7 +10,7 @@ import torch
 from nclb.errors import UserError
 from nclb.registry import register
 from nclb.sampler.policy import Decoder, StepView, order_score, top_k_mask
-from nclb.schema import Integer, OneOf, check_fields, setting
+from nclb.schema import Integer, OneOf, setting
 
 REMASKING = ("low_confidence", "random")
 
@@ -51,10 +51,6 @@ class LLaDA(Decoder):
             )
         params["steps_per_block"] = steps // blocks
         return params
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """Re-scorable with random remasking only."""

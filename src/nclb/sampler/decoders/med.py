@@ -8,7 +8,7 @@ import torch
 
 from nclb.registry import register
 from nclb.sampler.policy import BUDGET, RULES, Decoder, StepView, within_budget
-from nclb.schema import OneOf, check_fields, setting
+from nclb.schema import OneOf, setting
 
 
 @register("decoder", "med")
@@ -23,10 +23,6 @@ class MED(Decoder):
     lam: float = setting(0.2, BUDGET, key="lam")
     rule: str = setting("per_position", OneOf(options=RULES))
     name: str = "med"
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """None: each step's set is chosen from the state's entropies alone."""

@@ -8,7 +8,7 @@ import torch
 
 from nclb.registry import register
 from nclb.sampler.policy import Decoder, StepView, first_always, order_score
-from nclb.schema import PROBABILITY, check_fields, setting
+from nclb.schema import PROBABILITY, setting
 
 
 @register("decoder", "threshold")
@@ -18,10 +18,6 @@ class Threshold(Decoder):
 
     tau: float = setting(0.9, PROBABILITY)
     name: str = "threshold"
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def kl_unsupported(self) -> str | None:
         """Not re-scorable: the commit set depends on the sampled tokens."""

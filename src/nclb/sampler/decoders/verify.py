@@ -23,7 +23,7 @@ import torch
 from nclb.registry import register
 from nclb.sampler.decoders.med import MED
 from nclb.sampler.policy import BUDGET, Decoder, StepView
-from nclb.schema import PROBABILITY, Integer, check_fields, setting
+from nclb.schema import PROBABILITY, Integer, setting
 
 
 @register("decoder", "verify")
@@ -36,10 +36,6 @@ class Verify(Decoder):
     max_revocations: int = setting(1, Integer(min=0))
     name: str = "verify"
     revokes: ClassVar[bool] = True
-
-    def validate(self) -> None:
-        """Raise UserError naming the key when a field is out of its bound."""
-        check_fields(self, "decoder.")
 
     def revoke(self, view: StepView) -> torch.Tensor:
         """Bool [B, G]: last step's commits this pass disowns (within the revocation limit)."""
