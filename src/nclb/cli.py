@@ -301,6 +301,14 @@ def command_help_text(command: str) -> str:
     return command_help(command, spec.config, spec.purpose, list(spec.examples))
 
 
+def leave_process_group() -> None:
+    """Under torchrun: wait for the other ranks before this one exits."""
+    if "WORLD_SIZE" in os.environ:
+        from nclb.runs.sharding import leave
+
+        leave()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nclb` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -320,6 +328,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         COMMANDS[command].run(rest)
+        leave_process_group()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
         raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
     except UserError as err:

@@ -24,6 +24,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.registry import register
+from nclb.runs.sharding import join
 from nclb.tables.grid import Grid, skipped_notes
 
 SPLITS = ("validation", "test")
@@ -172,6 +173,8 @@ def front_table(
     options: dict[str, Any] = grid.options
     reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
     summaries = ensure_runs(plan(grid.rows, extra, ()), execute=execute, log=log)
+    if not join().leader:
+        return []  # under torchrun the other ranks decode their share; rank 0 writes
     frame = label_frame(build_frame(grid.rows, summaries, grid.paper), grid)
     frame.attrs["reference"] = reference
     notes = []
