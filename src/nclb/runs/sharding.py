@@ -168,6 +168,15 @@ class Shard:
         return json.loads(path.read_text())
 
 
+def sweep_job_device(device: str, job: int | None, gpus: int) -> str:
+    """The device of sweep job number `job` when a launcher runs several jobs at once on one
+    machine: cuda:<job mod gpus> for auto/cuda when `gpus` GPUs are visible (each job its own
+    GPU, round robin); `device` itself for a job run alone (None), no GPU, or a set device."""
+    if job is None or gpus < 1 or device not in ("auto", "cuda"):
+        return device
+    return f"cuda:{job % gpus}"
+
+
 def join() -> Shard:
     """The Shard of this process: its rank when torchrun started it with WORLD_SIZE > 1
     (joining the gloo process group on first use), else rank 0 of a world of 1."""
