@@ -3,7 +3,16 @@ PY := $(VENV)/bin/python
 NCLB := $(VENV)/bin/nclb
 STAMP := $(VENV)/.installed
 
-.PHONY: install demo test lint bench clean
+# transformers: nclb supports >=4.46,<5. The suite runs on the oldest release tested
+# (TRANSFORMERS_LOW, in .venv) and the tests that load models through transformers also on the
+# newest 4.x (make test-newest, in .venv-newest).
+TRANSFORMERS_LOW ?= 4.49.0
+NEWEST_VENV ?= .venv-newest
+NEWEST_STAMP := $(NEWEST_VENV)/.installed
+NEWEST_TESTS := tests/test_hf_adapters.py tests/test_kv_forwards.py tests/test_tiny_model.py \
+  tests/test_lmeval.py tests/test_show.py tests/test_requirements.py
+
+.PHONY: install demo test test-newest lint bench clean
 
 install: $(STAMP)
 
@@ -11,14 +20,27 @@ $(STAMP): pyproject.toml
 	python3 -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
-	$(PY) -m pip install -q -e '.[test,cluster,lmeval]'
+	$(PY) -m pip install -q -e '.[test,cluster,lmeval]' 'transformers==$(TRANSFORMERS_LOW)'
 	touch $(STAMP)
+
+$(NEWEST_STAMP): pyproject.toml
+	python3 -m venv $(NEWEST_VENV)
+	$(NEWEST_VENV)/bin/python -m pip install -q --upgrade pip
+	$(NEWEST_VENV)/bin/python -m pip install -q torch==2.13.0
+	$(NEWEST_VENV)/bin/python -m pip install -q -e '.[test,lmeval]' 'transformers>=4.57,<5'
+	touch $(NEWEST_STAMP)
 
 demo: install
 	$(PY) scripts/demo.py
 
 test: install
 	$(PY) -m pytest
+
+# The model-adapter, stand-in, KV-forward, tiny-model and lm-eval tests under the newest
+# transformers 4.x (a second venv; about 2 minutes of tests on 2 cores, after the install).
+test-newest: $(NEWEST_STAMP)
+	$(NEWEST_VENV)/bin/python -c 'import transformers as t; print("transformers", t.__version__)'
+	$(NEWEST_VENV)/bin/python -m pytest $(NEWEST_TESTS)
 
 lint: install
 	$(VENV)/bin/ruff check src tests scripts
@@ -62,7 +84,7 @@ decoder_front: $(if $(filter tiny,$(MODEL)),$(VERIFY_MODEL))
 tables: table1 figure3 table2 table6 table3 figure4
 
 clean:
-	rm -rf $(VENV) outputs
+	rm -rf $(VENV) $(NEWEST_VENV) outputs
 
 # The key/value cache table (results/cache.md + csv): every decoder of the table with cache
 # none / prefix / dual on chain (n=500) and sudoku9, one thread, from logged runs in

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from nclb.config.compose import compose
-from nclb.models.hf import FAMILIES, ModelLoadError, load_hf_model
+from nclb.models.hf import FAMILIES, ModelLoadError, dtype_keyword, load_hf_model
 from nclb.models.standin import build_standin
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -50,6 +50,33 @@ def test_standin_loads_with_ids_from_the_checkpoint(folders, family):
     out = model.logits(ids)
     assert out.shape == (*ids.shape, model.vocab_size) and out.dtype == torch.float32
     assert torch.isfinite(out).all()
+
+
+def test_the_dtype_keyword_is_the_one_the_transformers_version_wants():
+    assert dtype_keyword("4.49.0") == "torch_dtype"
+    assert dtype_keyword("4.55.4") == "torch_dtype"
+    assert dtype_keyword("4.56.0") == dtype_keyword("4.57.6") == "dtype"
+    assert dtype_keyword("4.57.0.dev0") == "dtype"
+
+
+@pytest.mark.parametrize("family", ["llada", "dream"])
+def test_standin_loads_in_bf16_without_a_transformers_warning(folders, family):
+    """Whatever transformers 4.x is installed: the weights' dtype is passed under the keyword
+    it wants (no `torch_dtype is deprecated` on 4.56+)."""
+    from transformers.utils import logging as hf_logging
+
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    root = hf_logging.get_logger("transformers")
+    getattr(logging.Logger.warning_once, "cache_clear", lambda: None)()  # warn again if seen
+    root.addHandler(handler)
+    try:
+        model = load(folders, family, dtype="bf16")
+    finally:
+        root.removeHandler(handler)
+    assert model.dtype == torch.bfloat16
+    assert not [m for m in messages if "dtype" in m], messages
 
 
 @pytest.mark.parametrize("family", ["llada", "dream"])

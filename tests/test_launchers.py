@@ -94,3 +94,72 @@ def test_a_second_process_waits_for_the_run_folder_lock(tmp_path):
         lock.release()
     out, _ = child.communicate(timeout=60)
     assert out.strip() == "got it"
+
+
+@pytest.fixture
+def hydra_runtime():
+    """Hydra's runtime config, cleared again after the test."""
+    from hydra.core.hydra_config import HydraConfig
+
+    yield
+    HydraConfig.instance().cfg = None
+
+
+def hydra_job_config(launcher: str, job: int, mode: str = "MULTIRUN", **launcher_keys):
+    """Hydra's runtime config as the given launcher would set it for sweep job `job`."""
+    from hydra import compose, initialize_config_dir
+    from hydra.core.hydra_config import HydraConfig
+    from omegaconf import open_dict
+
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        cfg = compose("config", [f"hydra/launcher={launcher}"], return_hydra_config=True)
+    with open_dict(cfg):
+        cfg.hydra.mode = mode
+        cfg.hydra.job.num = job
+        cfg.hydra.launcher.update(launcher_keys)
+    HydraConfig.instance().set_config(cfg)
+
+
+@pytest.mark.parametrize(
+    "launcher, keys, device, gpus, expected",
+    [
+        ("local", {}, "auto", 4, ["cuda:0", "cuda:1", "cuda:2", "cuda:3", "cuda:0"]),
+        ("local", {}, "cuda", 2, ["cuda:0", "cuda:1", "cuda:0", "cuda:1", "cuda:0"]),
+        ("local", {"n_jobs": -1}, "auto", 3, ["cuda:0", "cuda:1", "cuda:2", "cuda:0", "cuda:1"]),
+        ("local", {}, "cuda:1", 4, ["cuda:1"] * 5),  # a set GPU is kept
+        ("local", {}, "cpu", 4, ["cpu"] * 5),
+        ("local", {}, "auto", 0, ["auto"] * 5),  # no GPU: auto stays auto (-> cpu)
+        ("local", {"n_jobs": 1}, "auto", 4, ["auto"] * 5),  # one job at a time
+        ("basic", {}, "auto", 4, ["auto"] * 5),  # Hydra's sequential launcher
+    ],
+)
+def test_parallel_local_sweep_jobs_get_a_gpu_each(
+    hydra_runtime, monkeypatch, launcher, keys, device, gpus, expected
+):
+    import torch
+
+    from nclb.cli import place_sweep_job
+
+    if launcher == "local":
+        pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    placed = []
+    for job in range(5):
+        hydra_job_config(launcher, job, **keys)
+        data = {"device": device, "model": {"name": "llada"}}
+        place_sweep_job(data)
+        placed.append(data["device"])
+    assert placed == expected
+
+
+def test_a_single_run_keeps_device_auto(hydra_runtime, monkeypatch):
+    import torch
+
+    from nclb.cli import place_sweep_job
+
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    hydra_job_config("local", 3, mode="RUN")
+    data = {"device": "auto"}
+    place_sweep_job(data)
+    assert data == {"device": "auto"}

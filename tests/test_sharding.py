@@ -4,6 +4,7 @@ outputs included (each example's random stream depends only on the seed and its 
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -87,3 +88,44 @@ def test_ranks_take_disjoint_shares_that_cover_everything():
     shares = [Shard(rank=r, world=3, local_rank=r).split(items) for r in range(3)]
     assert sorted(x for share in shares for x in share) == items
     assert [len(s) for s in shares] == [4, 4, 3]
+
+
+def torchrun(cwd, *args: str) -> subprocess.CompletedProcess:
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return subprocess.run(
+        [*cmd, "-m", "nclb", *args], cwd=cwd, capture_output=True, text=True, timeout=600
+    )
+
+
+def test_a_table_under_torchrun_exits_0_on_every_rank_and_equals_one_process(tmp_path):
+    table = ["table", "table2", "model=tiny", "limit=5", "device=cpu", "allow_dirty=true"]
+    table += ["out_dir=runs", "results=tables"]
+    (tmp_path / "two").mkdir()
+    done = torchrun(tmp_path / "two", *table)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "rank 1: rank 0 wrote tables/table2.md" in done.stdout
+    (tmp_path / "one").mkdir()
+    single = subprocess.run(
+        [sys.executable, "-m", "nclb", *table],
+        cwd=tmp_path / "one",
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert single.returncode == 0, single.stderr[-3000:]
+    for name in ("table2.md", "table2.csv", "table2-gamma.csv"):
+        one = (tmp_path / "one" / "tables" / name).read_text()
+        assert (tmp_path / "two" / "tables" / name).read_text() == one, name
+
+
+def test_a_sweep_under_torchrun_reports_the_leaders_summaries_on_every_rank(tmp_path):
+    sweep = ["run", "-m", "decoder=med", "lam=0.1,0.2", "limit=5", "device=cpu", "out_dir=runs"]
+    done = torchrun(tmp_path, *sweep)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "no summary" not in done.stdout
+    assert done.stdout.count("2 settings:") == 2, done.stdout[-3000:]  # a table per rank
+    rows = [
+        line for line in done.stdout.splitlines() if line.startswith("tiny ") and "|" not in line
+    ]
+    assert len(rows) == 4 and len(set(rows)) == 2, rows  # each setting's row on both ranks
+    assert all(re.search(r"\s5\s+\d\.\d{3}\s", row) for row in rows), rows  # n=5, an accuracy

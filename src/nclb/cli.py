@@ -43,6 +43,34 @@ def remove_empty_job_dir() -> None:
         pass
 
 
+def parallel_job_number() -> int | None:
+    """This sweep job's number when Hydra's launcher runs several jobs at once on this machine
+    (joblib with n_jobs other than 1), else None (one job at a time, SLURM, or no sweep)."""
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    try:
+        config = HydraConfig.get()
+    except ValueError:
+        return None
+    launcher = config.launcher or {}
+    parallel = "Joblib" in str(launcher.get("_target_", "")) and launcher.get("n_jobs", 1) != 1
+    return int(config.job.num) if config.mode == RunMode.MULTIRUN and parallel else None
+
+
+def place_sweep_job(data: dict) -> None:
+    """Give a parallel sweep job its own GPU: `device` auto/cuda -> cuda:<job number mod the
+    GPU count> (nclb.runs.sharding.sweep_job_device)."""
+    job = parallel_job_number()
+    if job is None or str(data.get("device")) not in ("auto", "cuda"):
+        return
+    import torch
+
+    from nclb.runs.sharding import sweep_job_device
+
+    data["device"] = sweep_job_device(str(data["device"]), job, torch.cuda.device_count())
+
+
 def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> None:
     """Run `job` under Hydra's own main (so -m sweeps and launchers work), on the CPU threads
     that `threads=` asks for; bad input and file-system errors end it with one line."""
@@ -56,6 +84,7 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
         data.pop("hydra", None)
         try:
             use_threads(data.get("threads"))
+            place_sweep_job(data)
             job(data)
         except UserError as err:
             fail(str(err))
@@ -301,6 +330,14 @@ def command_help_text(command: str) -> str:
     return command_help(command, spec.config, spec.purpose, list(spec.examples))
 
 
+def leave_process_group() -> None:
+    """Under torchrun: wait for the other ranks before this one exits."""
+    if "WORLD_SIZE" in os.environ:
+        from nclb.runs.sharding import leave
+
+        leave()
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point of the `nclb` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -320,6 +357,7 @@ def main(argv: list[str] | None = None) -> None:
     signal.signal(signal.SIGTERM, on_sigterm)
     try:
         COMMANDS[command].run(rest)
+        leave_process_group()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
         raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
     except UserError as err:

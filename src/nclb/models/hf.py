@@ -435,6 +435,14 @@ def resolve_dtype(spec: str, device: torch.device) -> torch.dtype:
     return DTYPES[field_rule(ModelOptions, "dtype").check("model.dtype", spec)]
 
 
+def dtype_keyword(version: str) -> str:
+    """The `from_pretrained` keyword for the weights' dtype under transformers `version`:
+    `dtype` from 4.56 on (where `torch_dtype` is deprecated, with a warning), else `torch_dtype`."""
+    from packaging.version import Version
+
+    return "dtype" if Version(version).release >= (4, 56) else "torch_dtype"
+
+
 def _looks_local(path: str) -> bool:
     """A filesystem path rather than a hub id like 'GSAI-ML/LLaDA-8B-Instruct'."""
     return path.startswith(("/", ".", "~")) or path.count("/") > 1
@@ -503,7 +511,8 @@ def load_hf_model(cfg: Mapping[str, Any]) -> HFMaskedLM:
     try:
         tokenizer = transformers.AutoTokenizer.from_pretrained(folder, **kwargs)
         auto = getattr(transformers, family.auto_class)
-        model = auto.from_pretrained(folder, torch_dtype=dtype, **kwargs)
+        dtype_kw = {dtype_keyword(transformers.__version__): dtype}
+        model = auto.from_pretrained(folder, **kwargs, **dtype_kw)
     except (OSError, ValueError, KeyError, SafetensorError) as err:
         first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
         if isinstance(err, SafetensorError):

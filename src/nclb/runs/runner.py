@@ -179,7 +179,8 @@ class OpenRun:
 
 
 def run(cfg: dict[str, Any]) -> dict[str, Any]:
-    """Run one configuration end to end and return its summary (also written to summary.json)."""
+    """Run one configuration end to end and return its summary (also written to summary.json;
+    under torchrun every rank returns the summary rank 0 wrote)."""
     s = resolve(cfg)
     kl_opts = kl_options(cfg.get("metrics"), s.sampler, s.decoder)
     task = build_task(s.task)
@@ -200,9 +201,11 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
         cpu = time.process_time() - cpu_start
         merged = shard.merge(opened.folder, [ex.id for ex in examples], new)
         if merged is None:
-            return {"rank": shard.rank, "decoded": len(new), "run_dir": str(opened.folder)}
+            return shard.leader_summary(opened.folder / SUMMARY)
         seconds = (time.perf_counter() - start, cpu)
-        return finalize(cfg, s, task, model, opened, merged, seconds, shard)
+        summary = finalize(cfg, s, task, model, opened, merged, seconds, shard)
+        shard.barrier()  # the summary is written: the other ranks may read it
+        return summary
     finally:  # also when the run is rejected or stopped: no lock file outlives it
         if opened.lock is not None:
             opened.lock.release()

@@ -19,6 +19,7 @@ straight to `records.jsonl`, and its barriers are no-ops.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import os
 import re
 from dataclasses import dataclass, field
@@ -150,6 +151,31 @@ class Shard:
             shard_file(folder, rank).unlink(missing_ok=True)
         return merged
 
+    def from_leader(self, value: T) -> T:
+        """Rank 0's `value`, on every rank (a world of 1: `value` itself)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def leader_summary(self, path: Path) -> dict[str, Any]:
+        """On a non-leading rank: wait until rank 0 has written the run's summary, then read it
+        (so every rank reports the same result)."""
+        self.barrier()
+        return json.loads(path.read_text())
+
+
+def sweep_job_device(device: str, job: int | None, gpus: int) -> str:
+    """The device of sweep job number `job` when a launcher runs several jobs at once on one
+    machine: cuda:<job mod gpus> for auto/cuda when `gpus` GPUs are visible (each job its own
+    GPU, round robin); `device` itself for a job run alone (None), no GPU, or a set device."""
+    if job is None or gpus < 1 or device not in ("auto", "cuda"):
+        return device
+    return f"cuda:{job % gpus}"
+
 
 def join() -> Shard:
     """The Shard of this process: its rank when torchrun started it with WORLD_SIZE > 1
@@ -166,3 +192,13 @@ def join() -> Shard:
         world=dist.get_world_size(),
         local_rank=int(os.environ.get("LOCAL_RANK", "0")),
     )
+
+
+def leave() -> None:
+    """After a command finished on this rank: wait for every rank, then close the process group
+    (a rank that exits while another still talks to it makes gloo abort that one)."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()

@@ -24,6 +24,7 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.registry import register
+from nclb.runs.sharding import join
 from nclb.tables.grid import Grid, skipped_notes
 
 SPLITS = ("validation", "test")
@@ -239,6 +240,8 @@ def front_table(
     planned = plan(grid.rows, extra, ())
     shipped = [] if execute else read_shipped(results, stem)
     summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
+    if not join().leader:
+        return []  # under torchrun the other ranks decode their share; rank 0 writes
     frame = label_frame(build_frame(grid.rows, summaries, grid.paper), grid)
     frame.attrs["reference"] = reference
     notes = []

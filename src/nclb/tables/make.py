@@ -9,6 +9,7 @@ from nclb.config.compose import check_key
 from nclb.errors import UserError
 from nclb.locations import REPO_ROOT
 from nclb.registry import lookup, names, register
+from nclb.runs.sharding import join
 from nclb.schema import Flag, OneOf, from_words, setting
 from nclb.tables.committed import committed_code_stamp
 from nclb.tables.grid import (
@@ -113,6 +114,8 @@ def make_runs_table(
     stem = output_stem(grid.name, grid.model_kind)
     shipped = [] if execute else read_shipped(results, stem)
     summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
+    if not join().leader:
+        return []  # under torchrun the other ranks decode their share; rank 0 writes
     frame = build_frame(grid.rows, summaries, grid.paper, grid.metrics)
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     table = table_frame(frame)
@@ -153,9 +156,12 @@ def make_table(argv: list[str], log=print) -> list[Path]:
     use_threads(options.threads)
     if grid.kind not in names("table"):
         raise UserError(f"grid {name}: kind {grid.kind!r} is not one of {names('table')}")
-    paths = lookup("table", grid.kind)(grid, results, options.run, extra, command, log)
+    shard = join()
+    quiet = log if shard.leader else lambda *args, **kwargs: None
+    paths = lookup("table", grid.kind)(grid, results, options.run, extra, command, quiet)
+    paths = shard.from_leader(paths)
     for path in paths:
-        log(f"wrote {path}")
+        log(f"wrote {path}" if shard.leader else f"rank {shard.rank}: rank 0 wrote {path}")
     return paths
 
 
