@@ -32,7 +32,7 @@ def config(name: str, *overrides: str) -> dict:
 
 def test_posterior_traces_then_a_lora_fine_tune(tmp_path):
     pytest.importorskip("peft", reason="LoRA needs pip install 'nclb[lora]'")
-    post = posterior(config("posterior", "n=64", f"out_dir={tmp_path}/posterior"))
+    post = posterior(config("posterior", "task=arith", "n=64", f"out_dir={tmp_path}/posterior"))
     assert post["posterior"]["trace_ok"] > 0.95, post
     ft = finetune(
         config(
@@ -66,5 +66,5 @@ def test_kl_is_logged_and_zero_for_one_token_steps(tmp_path, k):
 
 
 def test_trace_scores(tmp_path):
-    table = trace_score(config("trace_score", "n=32", f"out_dir={tmp_path}/trace"))
+    table = trace_score(config("trace_score", "task=arith", "n=32", f"out_dir={tmp_path}/trace"))
     assert len(table) > 0

@@ -33,8 +33,8 @@ LAYERS = (
     ("tasks", ("nclb.tasks",)),
     ("runs", ("nclb.runs", "nclb.preflight", "nclb.training")),
     ("experiments", ("nclb.experiments", "nclb.lmeval")),
-    ("tables", ("nclb.tables", "nclb.show")),
-    ("commands", ("nclb.cli", "nclb.__main__", "nclb.lmeval.__main__")),
+    ("tables", ("nclb.tables", "nclb.show", "nclb.results")),
+    ("commands", ("nclb.cli", "nclb.__main__", "nclb.lmeval.__main__", "nclb.hydra_flags")),
 )
 
 

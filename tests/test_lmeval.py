@@ -70,6 +70,10 @@ def test_tiny_model_outputs_equal_nclb_run(tmp_path) -> None:
     assert results["results"]["nclb_arith"]["exact_match,strict-match"] == pytest.approx(
         summary["nclb_accuracy"]
     )
+    args = results["config"]["model_args"]  # nclb's settings, and the device the model ran on
+    assert args["model.name"] == "tiny" and args["decoder.name"] == "med"
+    assert args["decoder.lam"] == 0.2 and args["sampler.block"] == 8 and args["seed"] == 0
+    assert results["config"]["device"] == "cpu"
 
 
 def test_sampled_outputs_equal_nclb_run(tmp_path) -> None:

@@ -77,7 +77,7 @@ def test_summary_counts_table3_fractions():
 
 
 def test_posterior_command_on_tiny_arith(tmp_path):
-    overrides = ["n=4", "prior=true", "threads=1", f"out_dir={tmp_path}"]
+    overrides = ["task=arith", "n=4", "prior=true", "threads=1", f"out_dir={tmp_path}"]
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = OmegaConf.to_container(compose("posterior", overrides=overrides), resolve=True)
     summary = posterior(cfg)
@@ -97,3 +97,12 @@ def test_bad_value_is_one_line(capsys):
         main(["posterior", "source=nowhere"])
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: source='nowhere'") and "\n" not in err
+
+
+def test_posterior_and_trace_score_default_to_the_task_of_nclb_run():
+    with initialize_config_dir(str(config_dir()), version_base=None):
+        names = {
+            name: compose(name, overrides=[]).task.name
+            for name in ("config", "posterior", "trace_score")
+        }
+    assert names == {"config": "chain", "posterior": "chain", "trace_score": "chain"}

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from nclb.config.compose import compose
 from nclb.config.settings import resolve
-from nclb.runs.identity import run_folder
+from nclb.runs.identity import run_dir, run_folder, run_identity
+from nclb.runs.runlog import read_records
 from nclb.runs.runner import run
 
 REPO = Path(__file__).resolve().parents[1]
@@ -67,4 +68,47 @@ def test_records_logged_under_one_data_folder_resume_under_another(tmp_path, mon
     monkeypatch.setenv("NCLB_DATA_DIR", str(moved))
     again = run(compose("config", args))
     assert again["run_dir"] == first["run_dir"] and again["n"] == 2
-    assert again["examples_per_s"] is None  # nothing decoded again
+    assert again["this_invocation"]["examples_per_s"] is None  # nothing decoded again
+    assert again["examples_per_s"] == first["examples_per_s"]  # the whole folder's figure
+
+
+def test_a_rerun_leaves_the_folder_timing_and_extending_adds_to_it(tmp_path):
+    args = ["model=oracle", "task=toy", "decoder=med", "lam=0.2", f"out_dir={tmp_path}"]
+    first = run(compose("config", [*args, "limit=3"]))
+    assert first["this_invocation"]["decoded"] == 3 and first["timed_examples"] == 3
+    assert first["seconds"] == first["this_invocation"]["seconds"] > 0
+    again = run(compose("config", [*args, "limit=3"]))
+    assert again["this_invocation"] == {
+        "decoded": 0,
+        "seconds": again["this_invocation"]["seconds"],
+        "examples_per_s": None,
+    }
+    for key in ("n", "accuracy", "mean_nfe", "seconds", "timed_examples", "examples_per_s"):
+        assert again[key] == first[key], key
+    more = run(compose("config", [*args, "limit=5"]))
+    assert more["n"] == 5 and more["timed_examples"] == 5
+    assert more["this_invocation"]["decoded"] == 2
+    assert more["seconds"] == first["seconds"] + more["this_invocation"]["seconds"]
+    assert more["examples_per_s"] == 5 / more["seconds"]
+    fresh = run(compose("config", [*args, "limit=2", "resume=false"]))
+    assert fresh["n"] == 2 and fresh["timed_examples"] == 2  # started over: counted from zero
+    assert fresh["seconds"] == fresh["this_invocation"]["seconds"]
+
+
+def test_log_trajectory_gets_its_own_folder_and_leaves_others_named_as_before(tmp_path):
+    base = ["model=oracle", "task=toy", f"out_dir={tmp_path}"]
+    plain = folder(*base)
+    assert folder(*base, "log_trajectory=false") == plain
+    resolved = resolve(compose("config", base))
+    identity = run_identity(
+        resolved.model, resolved.task, resolved.decoder_cfg, resolved.sampler.identity(), 0
+    )
+    assert run_dir(tmp_path, identity) == plain  # the identity of a run without trajectories
+    untraced = run(compose("config", [*base, "limit=2"]))
+    traced = run(compose("config", [*base, "limit=3", "log_trajectory=true"]))
+    assert traced["run_dir"] != untraced["run_dir"] and traced["identity"]["log_trajectory"]
+    assert Path(traced["run_dir"]) == folder(*base, "log_trajectory=true")
+    kept = read_records(Path(untraced["run_dir"]) / "records.jsonl")
+    logged = read_records(Path(traced["run_dir"]) / "records.jsonl")
+    assert len(kept) == 2 and not any("trajectory" in r for r in kept)
+    assert len(logged) == 3 and all(r["trajectory"] for r in logged)

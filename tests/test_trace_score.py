@@ -60,7 +60,7 @@ def test_partial_trace_keeps_the_first_committed_tokens():
 
 
 def test_trace_score_writes_csvs_on_tiny_arith(tmp_path):
-    overrides = ["n=6", "fractions=[0.0,0.5,1.0]", "threads=1", f"out_dir={tmp_path}"]
+    overrides = ["task=arith", "n=6", "fractions=[0.0,0.5,1.0]", "threads=1", f"out_dir={tmp_path}"]
     with initialize_config_dir(str(config_dir()), version_base=None):
         cfg = OmegaConf.to_container(compose("trace_score", overrides=overrides), resolve=True)
     table = trace_score(cfg)

@@ -282,3 +282,19 @@ def test_lm_eval_keys_are_checked_before_it_runs(capsys, tmp_path, args, needle)
     pytest.importorskip("lm_eval")
     line = one_line_error(capsys, ["lm-eval", "tasks=nclb_arith", f"out_dir={tmp_path}", *args])
     assert needle in line
+
+
+@pytest.mark.parametrize("task", ["chain", "toy", "sudoku9", "arith"])
+def test_a_task_the_reference_model_cannot_answer_is_one_line_before_anything_runs(
+    capsys, tmp_path, task
+):
+    line = one_line_error(capsys, ["run", "model=reference", f"task={task}", f"out_dir={tmp_path}"])
+    assert f"task={task} has none" in line and "task=gsm8k" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_lm_eval_with_the_reference_model_on_a_task_without_solutions_is_one_line(capsys, tmp_path):
+    pytest.importorskip("lm_eval")
+    argv = ["lm-eval", "model=reference", "task=arith", f"out_dir={tmp_path}"]
+    assert "task=arith has none" in one_line_error(capsys, argv)
+    assert not any(tmp_path.iterdir())

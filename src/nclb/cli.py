@@ -18,6 +18,14 @@ from nclb.config.compose import check_arguments, validate
 from nclb.config.paths import config_dir
 from nclb.errors import UserError, file_system_message
 from nclb.experiments import EXPERIMENTS
+from nclb.hydra_flags import (
+    Arguments,
+    completion_line,
+    completion_query,
+    flags_first,
+    is_query,
+    parse_arguments,
+)
 from nclb.plugins import search_path_overrides
 
 
@@ -93,18 +101,39 @@ def hydra_job(config_name: str, job: Callable[[dict], Any], argv: list[str]) -> 
         finally:
             remove_empty_job_dir()
 
-    sys.argv = [sys.argv[0], *argv, *search_path_overrides()]
+    sys.argv = [sys.argv[0], *flags_first(argv), *search_path_overrides()]
     hydra.main(config_path=str(config_dir()), config_name=config_name, version_base=None)(entry)()
+
+
+def prints_only(config_name: str, job: Callable[[dict], Any], args: Arguments, argv: list[str]):
+    """Hydra's flags that print and run nothing (-sc, --hydra-help, --cfg, --info): handed to
+    Hydra after the overrides are checked, with nothing written; True when one was given."""
+    if args.completion or args.hydra_help:
+        hydra_job(config_name, job, [*argv, *(["hydra/hydra_help=nclb"] * args.hydra_help)])
+        return True
+    if args.show:
+        validate(config_name, args.overrides, lambda cfg: None, writes=False)
+        hydra_job(config_name, job, argv)
+        return True
+    return False
 
 
 def run_command(argv: list[str]) -> None:
     """`nclb run`."""
-    from nclb.config.settings import resolve
+    from nclb.config.settings import resolve, resolved_overrides
     from nclb.preflight import check_run
+    from nclb.results import new_sweep_dir, sweep_table, write_sweep_table
     from nclb.runs.identity import run_folder
     from nclb.runs.kl import kl_options
     from nclb.runs.runner import run
 
+    args = parse_arguments(argv)
+    if args.show:  # the config shown holds what the shorthands resolve to
+        shown = validate("config", args.overrides, resolved_overrides, writes=False)
+        hydra_job("config", run, [*argv, *shown[0]] if len(shown) == 1 else argv)
+        return
+    if prints_only("config", run, args, argv):
+        return
     checked: set[str] = set()  # task configs whose data was found
 
     def check(cfg: dict) -> Path:
@@ -113,39 +142,28 @@ def run_command(argv: list[str]) -> None:
         check_run(s, checked)
         return run_folder(s)
 
-    folders = validate("config", [a for a in argv if not a.startswith("-")], check)
+    folders = validate("config", args.overrides, check)
+    if not args.multirun:
+        hydra_job("config", run, argv)
+        return
+    sweep_dir = next(
+        (Path(o.partition("=")[2]) for o in args.overrides if o.startswith("hydra.sweep.dir=")),
+        None,
+    )
+    if sweep_dir is None:
+        sweep_dir = new_sweep_dir(folders[0].parents[2])
+        argv = [*argv, f"hydra.sweep.dir={sweep_dir}"]
     hydra_job("config", run, argv)
-    if "-m" in argv or "--multirun" in argv:
-        print_sweep_table(folders)
+    rows = sweep_table(folders)
+    write_sweep_table(sweep_dir, rows)
+    print(f"\nthe sweep's table and multirun.yaml: {sweep_dir}")
+    print_table(rows, f"{len(rows) - 1} settings:")
 
 
-def print_sweep_table(folders: list[Path]) -> None:
-    """One table of a multirun's results (model, task, label, n, accuracy, mean NFE), read
-    from each setting's summary.json (so it works with every launcher)."""
-    import json
-
-    rows = [("model", "task", "label", "n", "accuracy", "NFE")]
-    for folder in dict.fromkeys(folders):
-        try:
-            summary = json.loads((folder / "summary.json").read_text())
-        except (OSError, ValueError):
-            model, task = folder.parts[-3:-1]
-            rows.append((model, task, f"{folder.name}: no summary (the job failed)", "-", "-", "-"))
-            continue
-        identity, n = summary.get("identity") or {}, summary.get("n") or 0
-        acc, nfe = summary.get("accuracy"), summary.get("mean_nfe")
-        rows.append(
-            (
-                (identity.get("model") or {}).get("name", "?"),
-                (identity.get("task") or {}).get("name", "?"),
-                summary.get("label", folder.name),
-                str(n),
-                f"{acc:.3f}" if acc is not None else "-",
-                f"{nfe:.1f}" if nfe is not None else "-",
-            )
-        )
+def print_table(rows: list[tuple[str, ...]], title: str) -> None:
+    """Rows of cells (the first one the header) as aligned columns under `title`."""
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    print(f"\n{len(rows) - 1} settings:")
+    print(f"\n{title}")
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
 
@@ -154,9 +172,12 @@ def train_command(argv: list[str]) -> None:
     """`nclb train`."""
     from nclb.experiments.train_tiny import train, validate_config
 
-    overrides = [a for a in argv if not a.startswith("-") and not a.startswith("model=")]
-    validate("train", overrides, validate_config)
-    hydra_job("train", lambda cfg: train(cfg), overrides + [a for a in argv if a.startswith("-")])
+    argv = [a for a in argv if not a.startswith("model=")]
+    args = parse_arguments(argv)
+    if prints_only("train", train, args, argv):
+        return
+    validate("train", args.overrides, validate_config)
+    hydra_job("train", train, argv)
 
 
 def table_command(argv: list[str]) -> None:
@@ -178,7 +199,10 @@ def experiment_command(name: str) -> Callable[[list[str]], None]:
         mod = importlib.import_module(experiment.module)
         job = getattr(mod, experiment.function)
         check = getattr(mod, "validate_config", lambda cfg: None)
-        validate(experiment.config, [a for a in argv if not a.startswith("-")], check)
+        args = parse_arguments(argv)
+        if prints_only(experiment.config, job, args, argv):
+            return
+        validate(experiment.config, args.overrides, check)
         hydra_job(experiment.config, job, argv)
 
     return command
@@ -338,13 +362,54 @@ def leave_process_group() -> None:
         leave()
 
 
+def complete(argv: list[str]) -> None:
+    """`nclb -sc ...`: install=bash|fish (and uninstall) print Hydra's completion script for
+    `nclb`; query=... (what that script runs) completes the command name, then the command's
+    own key=value overrides from its config."""
+    if not is_query(argv):
+        hydra_job("config", lambda cfg: None, argv)
+        return
+    command, line = completion_query(list(COMMANDS), completion_line())
+    config = COMMANDS[command].config if command in COMMANDS else None
+    if command is None:
+        print(line.replace(" ", "\n") if "query=fish" in argv else line)
+    elif config is not None:
+        os.environ["COMP_LINE"] = line
+        hydra_job(config, lambda cfg: None, argv)
+
+
+def version() -> str:
+    """`nclb --version`: nclb's version and Hydra's."""
+    import hydra
+
+    from nclb import __version__
+
+    return f"nclb {__version__} (Hydra {hydra.__version__})"
+
+
 def main(argv: list[str] | None = None) -> None:
-    """Entry point of the `nclb` console script."""
-    argv = list(sys.argv[1:] if argv is None else argv)
+    """Entry point of the `nclb` console script (output cut short by a closed pipe, as in
+    `nclb --help | head`, ends quietly)."""
+    try:
+        dispatch(list(sys.argv[1:] if argv is None else argv))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # Python flushes stdout again at exit; point it at /dev/null so that flush is quiet.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(141) from None
+
+
+def dispatch(argv: list[str]) -> None:
+    """Run the command that `argv` names."""
     if not argv or argv[0] in ("-h", "--help", "help"):
         print(usage())
         return
+    if argv[0] in ("--version", "-V"):
+        print(version())
+        return
     command, rest = argv[0], argv[1:]
+    if command in ("-sc", "--shell-completion"):
+        return complete(argv)
     if command not in COMMANDS:
         print(
             f"error: unknown command {command!r}; choose one of {sorted(COMMANDS)}", file=sys.stderr
@@ -360,6 +425,8 @@ def main(argv: list[str] | None = None) -> None:
         leave_process_group()
     except KeyboardInterrupt as err:  # Ctrl-C or SIGTERM: the runner said what was kept
         raise SystemExit(143 if isinstance(err, Terminated) else 130) from None
+    except BrokenPipeError:
+        raise
     except UserError as err:
         fail(str(err))
     except OSError as err:

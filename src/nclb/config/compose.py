@@ -139,23 +139,26 @@ def check_added_keys(config_name: str, overrides: list[str]) -> None:
             )
 
 
-def check_common(cfg: dict[str, Any]) -> None:
-    """Checks every command shares: threads is valid, out_dir is a writable folder."""
+def check_common(cfg: dict[str, Any], writes: bool = True) -> None:
+    """Checks every command shares: threads is valid, out_dir is a writable folder (when the
+    command `writes`: it is created then)."""
     from nclb.threads import parse_threads
 
     parse_threads(cfg.get("threads"))
-    if cfg.get("out_dir"):
+    if writes and cfg.get("out_dir"):
         check_writable("out_dir", Path(str(cfg["out_dir"])))
 
 
-def validate(config_name: str, overrides: list[str], check: Callable[[dict], Any]) -> list[Any]:
+def validate(
+    config_name: str, overrides: list[str], check: Callable[[dict], Any], writes: bool = True
+) -> list[Any]:
     """Compose and check every combination of the sweep before any job starts; returns what
-    `check` returned for each."""
+    `check` returned for each. writes=False (--cfg, --info): nothing is created."""
     results = []
     for combo in check_arguments(overrides):
         check_groups(combo)
         cfg = compose(config_name, combo)
         check_added_keys(config_name, combo)
-        check_common(cfg)
+        check_common(cfg, writes)
         results.append(check(cfg))
     return results

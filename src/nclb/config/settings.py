@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from nclb.config.compose import override_value
 from nclb.errors import UserError
 from nclb.models.families import serves_cache
 from nclb.models.hf import resolve_device
@@ -129,3 +130,19 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
         resume=cfg.get("resume", True),
         log_trajectory=cfg.get("log_trajectory", False),
     )
+
+
+def resolved_overrides(cfg: dict[str, Any]) -> list[str]:
+    """Overrides that write what the shorthands resolve to into their sections (lam ->
+    decoder.lam, gen_length and block -> task.*, device -> model.device), so the config that
+    `nclb run --cfg job` shows holds the values the run uses."""
+    s = resolve(cfg)
+    sections = {"decoder": s.decoder_cfg, "task": s.task, "model": s.model}
+    out = []
+    for section, resolved in sections.items():
+        for key, value in resolved.items():
+            if key not in cfg[section]:
+                out.append(f"++{section}.{key}={override_value(value)}")
+            elif cfg[section][key] != value:
+                out.append(f"{section}.{key}={override_value(value)}")
+    return out

@@ -117,7 +117,7 @@ def build(out: Path, panels=PANELS) -> list[Row]:
                     nfe=summary["mean_nfe"],
                     computed=summary["mean_computed"],
                     examples_per_s=summary["examples_per_s"],
-                    examples_per_cpu_s=summary["n"] / summary["cpu_seconds"],
+                    examples_per_cpu_s=summary["timed_examples"] / summary["cpu_seconds"],
                 )
                 if mode != "none":
                     plain, mine = outputs[label, "none"], outputs[label, mode]

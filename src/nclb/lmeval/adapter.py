@@ -115,6 +115,14 @@ class NclbLM(LM):
         self.log = RequestLog(self.folder, identity, s.resume)
         self.generator = torch.Generator().manual_seed(s.seed)  # the MDLM likelihood draws
 
+    def model_args(self) -> dict[str, Any]:
+        """nclb's settings of this model as lm-eval's results JSON records them (model_args):
+        the model, decoder and sampler keys, dotted (model.name, decoder.lam, sampler.block)."""
+        s = self.settings
+        model = {k: v for k, v in s.model.items() if k != "tasks"}
+        settings = {"model": model, "decoder": s.decoder_cfg, "sampler": s.sampler.identity()}
+        return {**dotted_items(settings), "seed": s.seed}
+
     def known_examples(self, required: bool) -> dict[str, Example]:
         """The nclb task's examples by prompt text ({} when its data is missing and not
         `required`: the task then only lays out the contexts)."""
@@ -281,3 +289,15 @@ class NclbLM(LM):
     def close(self) -> None:
         """Release the run folder."""
         self.log.close()
+
+
+def dotted_items(data: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """A nested dict's leaves under dotted keys ({"a": {"b": 1}} -> {"a.b": 1})."""
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            out.update(dotted_items(value, f"{name}."))
+        else:
+            out[name] = value
+    return out

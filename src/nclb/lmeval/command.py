@@ -165,6 +165,8 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
             seed = lm.settings.seed
             results = simple_evaluate(
                 model=lm,
+                model_args=lm.model_args(),
+                device=str(lm.model.device),
                 tasks=options.tasks,
                 num_fewshot=options.num_fewshot,
                 limit=lm.settings.limit,

@@ -7,6 +7,7 @@ only for the same request, so a changed prompt (another num_fewshot, say) is dec
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import sys
@@ -14,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.config.settings import RunSettings
-from nclb.runs.identity import run_dir, run_identity
+from nclb.runs.identity import run_dir, settings_identity
 from nclb.runs.lock import RunLock
 from nclb.runs.runlog import RECORDS, RecordWriter
 from nclb.runs.stale import set_aside_stale_records
@@ -23,9 +24,8 @@ from nclb.runs.stale import set_aside_stale_records
 def run_folder(settings: RunSettings, harness: dict[str, Any]) -> tuple[Path, dict[str, Any]]:
     """(run folder, identity) of an evaluation: nclb's run identity with the lm-eval settings
     (`harness`) added to the task, under `out_dir/<model>/<task>/<decoder>-<hash>`."""
-    s = settings
-    task = {**s.task, "lm_eval": harness}
-    identity = run_identity(s.model, task, s.decoder_cfg, s.sampler.identity(), s.seed)
+    s = dataclasses.replace(settings, task={**settings.task, "lm_eval": harness})
+    identity = settings_identity(s)
     return run_dir(s.out_dir, identity), identity
 
 

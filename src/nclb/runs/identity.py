@@ -38,8 +38,14 @@ def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
     return out_dir / names[0] / names[1] / f"{names[2]}-{digest}"
 
 
+def settings_identity(s: RunSettings) -> dict[str, Any]:
+    """The identity of resolved `nclb run` settings. log_trajectory=true joins it (records with
+    every step are another run's than records without), and only then, so the folders of runs
+    without trajectories keep their names."""
+    identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
+    return {**identity, "log_trajectory": True} if s.log_trajectory else identity
+
+
 def run_folder(s: RunSettings) -> Path:
     """The run folder of resolved settings (as `nclb run` names it)."""
-    return run_dir(
-        s.out_dir, run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
-    )
+    return run_dir(s.out_dir, settings_identity(s))

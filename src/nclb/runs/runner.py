@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from collections.abc import Callable
@@ -16,7 +17,7 @@ from nclb.config.settings import RunSettings, resolve
 from nclb.models.base import MaskedLM, describe_model
 from nclb.models.build import build_model
 from nclb.runs import sharding
-from nclb.runs.identity import run_dir, run_identity
+from nclb.runs.identity import run_dir, settings_identity
 from nclb.runs.kl import KLOptions, kl_options, kl_record, kl_summary
 from nclb.runs.lock import RunLock
 from nclb.runs.revision import git_revision
@@ -25,6 +26,7 @@ from nclb.runs.runlog import (
     RUN_RECORD,
     SUMMARY,
     RecordWriter,
+    read_json,
     read_records,
     write_json_atomic,
 )
@@ -135,13 +137,49 @@ def mean_of(records: list[dict[str, Any]], key: str) -> float | None:
     return sum(values) / len(values) if values else None
 
 
+@dataclass(frozen=True)
+class Timing:
+    """Examples decoded and the decode seconds they took, summed over invocations."""
+
+    examples: int = 0
+    seconds: float = 0.0
+
+    def plus(self, examples: int, seconds: float) -> Timing:
+        """This timing with one more invocation's (nothing added when it decoded nothing)."""
+        if not examples:
+            return self
+        return Timing(self.examples + examples, self.seconds + seconds)
+
+
+def earlier_timing(previous: dict[str, Any] | None, resumed: int) -> Timing:
+    """What the folder's previous summary.json says its decoding took, when that summary covers
+    no more than the `resumed` records (a folder started over, or cut down, counts from zero).
+    A summary from before the timing was summed covers its last invocation only."""
+    if not previous or not previous.get("n") or previous["n"] > resumed:
+        return Timing()
+    if "timed_examples" in previous:
+        return Timing(int(previous["timed_examples"]), float(previous["seconds"]))
+    rate, seconds = previous.get("examples_per_s"), previous.get("seconds")
+    if not rate or not seconds:
+        return Timing()
+    return Timing(round(rate * seconds), float(seconds))
+
+
 def summarize(
-    records: list[dict[str, Any]], new: int, wall: float, cfg: dict[str, Any], folder: Path
+    records: list[dict[str, Any]],
+    new: int,
+    wall: float,
+    cfg: dict[str, Any],
+    folder: Path,
+    earlier: Timing | None = None,
 ) -> dict:
-    """Accuracy, mean NFE, tokens per NFE, exit rate, examples/s (of the `new` examples decoded
-    in `wall` seconds), the config and the git revision."""
+    """The folder's figures over every record (n, accuracy, mean NFE, tokens per NFE, exit
+    rate; seconds: the decode time summed over the invocations that decoded them, as timed by
+    the summaries before, and examples_per_s over that), this invocation's (the `new` examples
+    decoded in `wall` seconds) under this_invocation, the config and the git revision."""
     n = len(records)
     nfe = sum(r["nfe"] for r in records)
+    timed = (earlier or Timing()).plus(new, wall)
     return {
         "n": n,
         "accuracy": sum(r["correct"] for r in records) / n if n else None,
@@ -152,12 +190,19 @@ def summarize(
         "mean_gen_tokens": sum(r["gen_tokens"] for r in records) / n if n else None,
         "tokens_per_nfe": sum(r["gen_tokens"] for r in records) / nfe if nfe else None,
         "exit_rate": sum(r["exit_step"] is not None for r in records) / n if n else None,
-        "examples_per_s": new / wall if new and wall > 0 else None,
-        "seconds": wall,
+        "examples_per_s": rate(timed.examples, timed.seconds),
+        "seconds": timed.seconds,
+        "timed_examples": timed.examples,
+        "this_invocation": {"decoded": new, "seconds": wall, "examples_per_s": rate(new, wall)},
         "run_dir": str(folder),
         "git": git_revision(),
         "config": cfg,
     }
+
+
+def rate(examples: int, seconds: float) -> float | None:
+    """Examples per second (None when nothing was decoded)."""
+    return examples / seconds if examples and seconds > 0 else None
 
 
 def describe(s: RunSettings) -> str:
@@ -214,7 +259,7 @@ def run(cfg: dict[str, Any]) -> dict[str, Any]:
 def open_run(s: RunSettings, shard: sharding.Shard, known: set[str]) -> OpenRun:
     """Lock the run's folder (another process on it waits, then resumes) and read the records
     to resume from (the lock is released again when that fails)."""
-    identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
+    identity = settings_identity(s)
     folder = run_dir(s.out_dir, identity)
     lock = RunLock(folder) if shard.leader else None
     try:
@@ -341,8 +386,15 @@ def finalize(
     """Write summary.json over every record in the folder (not this invocation's `limit`) and
     print the one-line result; `seconds`: this invocation's decoding time, wall and CPU."""
     records = opened.done + new
-    summary = summarize(records, len(new), seconds[0], cfg, opened.folder)
-    summary["cpu_seconds"] = seconds[1]
+    previous = read_json(opened.folder / SUMMARY)
+    same = json.loads(json.dumps(opened.identity, default=str))
+    if previous is not None and previous.get("identity") != same:
+        previous = None
+    earlier = earlier_timing(previous, len(opened.done))
+    summary = summarize(records, len(new), seconds[0], cfg, opened.folder, earlier)
+    carried = previous.get("cpu_seconds", 0.0) if previous and earlier.examples else 0.0
+    summary["cpu_seconds"] = carried + seconds[1]  # the process's CPU time, like `seconds`
+    summary["this_invocation"]["cpu_seconds"] = seconds[1]
     summary["label"] = describe(s)
     summary["identity"] = opened.identity
     summary["loaded_model"] = describe_model(model)

@@ -90,7 +90,7 @@ def pick_record(run_dir: Path, example_id: str | None) -> dict[str, Any]:
     if not traced:
         raise UserError(
             f"the records in {run_dir} have no trajectory; rerun the same command with "
-            "log_trajectory=true resume=false"
+            "log_trajectory=true (it logs to a run folder of its own; this one is kept)"
         )
     if example_id is None:
         return traced[0]

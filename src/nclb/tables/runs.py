@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
-from nclb.runs.identity import run_dir, run_identity
+from nclb.runs.identity import run_dir, settings_identity
 from nclb.runs.runlog import RECORDS, RUN_RECORD, SUMMARY, read_json_lines
 from nclb.runs.stale import weights_file
 from nclb.tables.build import dotted
@@ -59,7 +59,7 @@ def plan(
         cfg = compose("config", overrides)
         check_added_keys("config", overrides)
         s = resolve(cfg)
-        identity = run_identity(s.model, s.task, s.decoder_cfg, s.sampler.identity(), s.seed)
+        identity = settings_identity(s)
         folder = run_dir(s.out_dir, identity)
         planned.append(PlannedRun(row, cfg, folder, identity, s.limit, tuple(required)))
     return planned
