@@ -82,14 +82,17 @@ def test_a_rerun_leaves_the_folder_timing_and_extending_adds_to_it(tmp_path):
         "decoded": 0,
         "seconds": again["this_invocation"]["seconds"],
         "examples_per_s": None,
+        "cpu_seconds": again["this_invocation"]["cpu_seconds"],
     }
-    for key in ("n", "accuracy", "mean_nfe", "seconds", "timed_examples", "examples_per_s"):
+    keys = ("n", "accuracy", "mean_nfe", "seconds", "timed_examples", "examples_per_s")
+    for key in (*keys, "cpu_seconds"):
         assert again[key] == first[key], key
     more = run(compose("config", [*args, "limit=5"]))
     assert more["n"] == 5 and more["timed_examples"] == 5
     assert more["this_invocation"]["decoded"] == 2
     assert more["seconds"] == first["seconds"] + more["this_invocation"]["seconds"]
     assert more["examples_per_s"] == 5 / more["seconds"]
+    assert more["cpu_seconds"] == first["cpu_seconds"] + more["this_invocation"]["cpu_seconds"]
     fresh = run(compose("config", [*args, "limit=2", "resume=false"]))
     assert fresh["n"] == 2 and fresh["timed_examples"] == 2  # started over: counted from zero
     assert fresh["seconds"] == fresh["this_invocation"]["seconds"]

@@ -393,7 +393,7 @@ def finalize(
     earlier = earlier_timing(previous, len(opened.done))
     summary = summarize(records, len(new), seconds[0], cfg, opened.folder, earlier)
     carried = previous.get("cpu_seconds", 0.0) if previous and earlier.examples else 0.0
-    summary["cpu_seconds"] = carried + seconds[1]  # the process's CPU time, like `seconds`
+    summary["cpu_seconds"] = carried + (seconds[1] if new else 0.0)  # summed like `seconds`
     summary["this_invocation"]["cpu_seconds"] = seconds[1]
     summary["label"] = describe(s)
     summary["identity"] = opened.identity
