@@ -159,3 +159,28 @@ def test_a_cache_asked_of_a_model_without_one_is_one_line_before_anything_runs(t
         resolve(compose("config", ["model=oracle", "task=toy", "cache=dual"]))
     with pytest.raises(UserError, match=r"^cache.refresh=0 must be an integer >= 1 or block"):
         resolve(compose("config", ["cache=prefix", "cache.refresh=0"]))
+
+
+@pytest.mark.parametrize("cache", ["none", "dual"])
+def test_the_tiny_head_computes_no_logits_for_prompt_positions(tiny, cache):
+    from nclb.config.compose import compose
+    from nclb.sampler import SamplerConfig, build_decoder, generate
+    from nclb.sampler.cache import CacheConfig
+    from nclb.tasks.build import build_task
+
+    task = build_task(compose("config", [])["task"])
+    canvases = [task.canvas(ex, tiny, 64) for ex in task.examples(3)]
+    seen: list[int] = []
+    hook = tiny.model.lm_head.register_forward_hook(
+        lambda module, args, out: seen.append(args[0].shape[0] * args[0].shape[1])
+    )
+    try:
+        cfg = SamplerConfig(block=8, cache=CacheConfig(cache))
+        gens = generate(tiny, canvases, build_decoder("ktoken", k=1), cfg, batch_size=3)
+    finally:
+        hook.remove()
+    assert seen
+    region = len(canvases[0].region)
+    assert max(seen) <= 3 * region  # never a prompt position: at most every region position
+    if cache == "none":
+        assert seen == [3 * region] * gens[0].nfe  # the whole region of every row, each pass
