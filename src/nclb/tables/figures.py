@@ -218,13 +218,26 @@ def label_points(ax, points: list[tuple[float, float, dict, str, float]]) -> lis
     return missed
 
 
+def nfe_axes(ax, ticks: list[float], panel: str, ylabel: str, y_margin: float) -> None:
+    """A panel's axes with mean NFE on x (log scale, plain tick labels at `ticks`)."""
+    from matplotlib.ticker import NullFormatter, ScalarFormatter
+
+    ax.set_xticks(ticks)
+    ax.xaxis.set_major_formatter(ScalarFormatter())
+    ax.xaxis.set_minor_formatter(NullFormatter())
+    ax.margins(x=0.12, y=y_margin)
+    ax.set_title(panel)
+    ax.set_xlabel("mean NFE per example (forward passes, log scale)")
+    ax.set_ylabel(ylabel)
+    ax.grid(alpha=0.3)
+
+
 def draw_accuracy_vs_nfe(frame: pd.DataFrame, name: str, title: str, footer: str):
     """The accuracy-vs-NFE figure (laid out and labelled, not saved)."""
     plt = pyplot()
     parts = panels(frame[frame.series.notna()])
     if not parts:
         raise UserError(f"figure {name}: the grid has no rows with a series")
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
     fig, axes = plt.subplots(1, len(parts), figsize=(6 * len(parts), 4.6), squeeze=False)
     labels = []
@@ -250,14 +263,7 @@ def draw_accuracy_vs_nfe(frame: pd.DataFrame, name: str, title: str, footer: str
         ax.set_xscale("log")
         lo, hi = rows.mean_nfe.min(), rows.mean_nfe.max()
         ticks = [v for v in NICE_TICKS if lo * 0.9 <= v <= hi * 1.1] or [lo, hi]
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.margins(x=0.12, y=0.12)
-        ax.set_title(panel)
-        ax.set_xlabel("mean NFE per example (forward passes, log scale)")
-        ax.set_ylabel("accuracy % (95% Wilson CI)")
-        ax.grid(alpha=0.3)
+        nfe_axes(ax, ticks, panel, "accuracy % (95% Wilson CI)", y_margin=0.12)
         ax.legend(fontsize=8)
         labels.append((ax, points))
     finish(fig, title, footer)

@@ -147,9 +147,16 @@ def front_figure(frame: pd.DataFrame, out: Path, name: str, title: str, footer: 
 
     from matplotlib.colors import to_hex
     from matplotlib.lines import Line2D
-    from matplotlib.ticker import NullFormatter, ScalarFormatter
 
-    from nclb.tables.figures import NICE_TICKS, finish, label_points, pyplot, series_style, write
+    from nclb.tables.figures import (
+        NICE_TICKS,
+        finish,
+        label_points,
+        nfe_axes,
+        pyplot,
+        series_style,
+        write,
+    )
 
     plt = pyplot()
     test = frame[frame.split == "test"]
@@ -205,14 +212,7 @@ def front_figure(frame: pd.DataFrame, out: Path, name: str, title: str, footer: 
         ticks = [v for v in NICE_TICKS if lo * 0.9 <= v <= hi * 1.1]
         if len(ticks) < 3:  # a narrow NFE range: ticks between the round ones too
             ticks = [v for v in FINE_TICKS if lo * 0.9 <= v <= hi * 1.1] or [round(lo, 1)]
-        ax.set_xticks(ticks)
-        ax.xaxis.set_major_formatter(ScalarFormatter())
-        ax.xaxis.set_minor_formatter(NullFormatter())
-        ax.margins(x=0.12, y=0.1)
-        ax.set_title(panel)
-        ax.set_xlabel("mean NFE per example (forward passes, log scale)")
-        ax.set_ylabel("test accuracy %")
-        ax.grid(alpha=0.3)
+        nfe_axes(ax, ticks, panel, "test accuracy %", y_margin=0.1)
         ax.legend(handles=handles, fontsize=7, loc="lower right")
         labelled.append((ax, points))
     for ax in list(axes.flat)[len(parts) :]:
