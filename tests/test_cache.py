@@ -184,3 +184,13 @@ def test_the_tiny_head_computes_no_logits_for_prompt_positions(tiny, cache):
     assert max(seen) <= 3 * region  # never a prompt position: at most every region position
     if cache == "none":
         assert seen == [3 * region] * gens[0].nfe  # the whole region of every row, each pass
+
+
+def test_an_unknown_cache_mode_lists_the_modes():
+    from nclb.config.compose import check_groups
+    from nclb.errors import UserError
+
+    with pytest.raises(
+        UserError, match=r"^cache=Dual is unknown; choose one of \['dual', 'none', 'prefix'\]$"
+    ):
+        check_groups(["cache=Dual"])

@@ -11,7 +11,7 @@ from nclb.errors import UserError
 from nclb.locations import shipped_dir
 from nclb.plugins import plugin_config_dirs
 
-GROUPS = ("model", "task", "decoder")
+GROUPS = ("model", "task", "decoder", "cache")
 
 
 def config_dir() -> Path:
