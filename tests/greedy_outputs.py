@@ -26,12 +26,11 @@ SETTINGS = [
 ]
 
 
-def outputs(task_name: str, limit: int, overrides: list[str], batch_size: int = 8) -> list:
-    """The generated regions of the first `limit` examples (token ids), batch `batch_size`."""
+def workload(task_name: str, limit: int, overrides: list[str]) -> tuple:
+    """(run settings, model, canvases) of the first `limit` examples, as `nclb run` builds them."""
     from nclb.config.compose import compose
     from nclb.config.settings import resolve
     from nclb.models.build import build_model
-    from nclb.runs.runner import decode
     from nclb.tasks.build import build_task, model_context
 
     cfg = compose("config", [f"task={task_name}", f"limit={limit}", "device=cpu", *overrides])
@@ -39,7 +38,14 @@ def outputs(task_name: str, limit: int, overrides: list[str], batch_size: int = 
     task = build_task(s.task)
     examples = task.examples(s.limit)
     model = build_model(s.model, model_context(task, examples, s.gen_length))
-    canvases = [task.canvas(ex, model, s.gen_length) for ex in examples]
+    return s, model, [task.canvas(ex, model, s.gen_length) for ex in examples]
+
+
+def outputs(task_name: str, limit: int, overrides: list[str], batch_size: int = 8) -> list:
+    """The generated regions of the first `limit` examples (token ids), batch `batch_size`."""
+    from nclb.runs.runner import decode
+
+    s, model, canvases = workload(task_name, limit, overrides)
     gens = decode(model, canvases, s.decoder, s.sampler, batch_size)
     return [g.region for g in gens]
 

@@ -8,7 +8,7 @@ import json
 import pytest
 import torch
 
-from greedy_outputs import GOLDEN, SETTINGS, as_text, key, outputs
+from greedy_outputs import GOLDEN, SETTINGS, as_text, key, outputs, workload
 
 
 @pytest.mark.parametrize(
@@ -95,17 +95,9 @@ CACHED = ["decoder=med", "lam=0.2", "gamma=0.1", "cache=dual"]
 
 
 def test_cached_greedy_outputs_do_not_depend_on_the_batching():
-    from nclb.config.compose import compose
-    from nclb.config.settings import resolve
-    from nclb.models.build import build_model
     from nclb.runs.runner import decode
-    from nclb.tasks.build import build_task, model_context
 
-    s = resolve(compose("config", ["limit=12", "device=cpu", *CACHED]))
-    task = build_task(s.task)
-    examples = task.examples(s.limit)
-    model = build_model(s.model, model_context(task, examples, s.gen_length))
-    canvases = [task.canvas(ex, model, s.gen_length) for ex in examples]
+    s, model, canvases = workload("chain", 12, CACHED)
 
     def regions(batch: int, continuous: bool = True) -> list[list[int]]:
         gens = decode(model, canvases, s.decoder, s.sampler, batch, continuous=continuous)

@@ -12,7 +12,7 @@ from nclb.errors import UserError
 from nclb.models.families import serves_cache
 from nclb.models.hf import resolve_device
 from nclb.sampler import Decoder, SamplerConfig, build_decoder
-from nclb.sampler.cache import CacheConfig
+from nclb.sampler.cache import CacheConfig, no_cache_error
 from nclb.sampler.policy import config_params
 from nclb.schema import Flag, Integer, check_fields, setting
 
@@ -103,10 +103,7 @@ def resolve(cfg: dict[str, Any]) -> RunSettings:
     )
     sampler = dataclasses.replace(sampler, temperature=float(sampler.temperature))
     if sampler.cache.mode != "none" and serves_cache(cfg["model"]) is False:
-        raise UserError(
-            f"cache={sampler.cache.mode} needs a model with a key/value cache forward, and "
-            f"model={cfg['model'].get('name')} has none; set cache=none"
-        )
+        raise no_cache_error(sampler.cache.mode, f"model={cfg['model'].get('name')}")
     if sampler.gamma is not None and not task.get("answer_length"):
         raise UserError(
             f"gamma={sampler.gamma} needs an answer block, and task={task['name']} has none; "

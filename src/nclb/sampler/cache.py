@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
+from nclb.errors import UserError
 from nclb.schema import Flag, Integer, OneOf, check_fields, setting
 
 MODES = ("none", "prefix", "dual")
@@ -84,6 +85,15 @@ def plan_query(
     else:
         due = nfe - refreshed_nfe >= cfg.refresh
     return QueryPlan(compute=compute, refresh=never | due)
+
+
+def no_cache_error(mode: str, model: str) -> UserError:
+    """The one-line error for `cache=mode` asked of a model (`model`: how to name it) that has
+    no key/value cache forward."""
+    return UserError(
+        f"cache={mode} needs a model with a key/value cache forward, and {model} has none; "
+        "set cache=none"
+    )
 
 
 def mask_columns(mask: torch.Tensor) -> torch.Tensor:

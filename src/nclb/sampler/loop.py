@@ -17,11 +17,10 @@ from dataclasses import asdict, dataclass, field, fields
 
 import torch
 
-from nclb.errors import UserError
 from nclb.models.base import MaskedLM
 from nclb.models.kvcache import KVCache
 from nclb.models.padding import left_pad as pad_rows
-from nclb.sampler.cache import CacheConfig, QueryPlan, mask_columns, plan_query
+from nclb.sampler.cache import CacheConfig, QueryPlan, mask_columns, no_cache_error, plan_query
 from nclb.sampler.policy import Decoder, StepView
 from nclb.sampler.stats import PositionStats, blank_stats, position_stats, scatter_stats
 from nclb.sampler.streams import ORDER, TOKEN, default_streams, row_keys, uniforms
@@ -392,10 +391,7 @@ class Decoding:
         self.cached = cfg.cache.mode != "none"
         self.audit: tuple[torch.Tensor, torch.Tensor] | None = None
         if self.cached and model.cached_forward is None:
-            raise UserError(
-                f"cache={cfg.cache.mode} needs a model with a key/value cache forward, and this "
-                "model has none; set cache=none"
-            )
+            raise no_cache_error(cfg.cache.mode, "this model")
         self.queue = deque(range(len(canvases)))
         self.rows: Rows | None = None
         self.gens = [Generation(region=[]) for _ in canvases]
