@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import Flag, Integer, OneOf, check_fields, setting
-from nclb.tasks.base import Score
+from nclb.tasks.base import Score, dataclass_task
 from nclb.tasks.template import TemplateError, infilling_canvas
 from nclb.types import Canvas, Example
 
@@ -78,11 +78,7 @@ class ArithTask:
     @classmethod
     def from_config(cls, cfg: dict) -> ArithTask:
         """Build from the task YAML (as a dict); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown arith task keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**dict(cfg))
+        return dataclass_task(cls, cfg)
 
     def __post_init__(self) -> None:
         check_fields(self, "task.")

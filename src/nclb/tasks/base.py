@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol, runtime_checkable
@@ -95,3 +96,13 @@ def task_arguments(
     if unread:
         raise UserError(f"task.{unread[0]} is not a key of task={task}; its keys: {sorted(known)}")
     return {key: cfg[key] for key in keys if cfg.get(key) is not None}
+
+
+def dataclass_task(cls: type, cfg: dict[str, Any]) -> Any:
+    """A dataclass task built from its config: every field of `cls` is a key; any other key is
+    a ValueError that lists the known ones."""
+    known = {f.name for f in dataclasses.fields(cls)}
+    unknown = set(cfg) - known
+    if unknown:
+        raise ValueError(f"unknown {cls.name} task keys {sorted(unknown)}; known: {sorted(known)}")
+    return cls(**dict(cfg))

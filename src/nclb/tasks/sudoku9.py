@@ -8,7 +8,6 @@ solver still finds exactly one solution.
 
 from __future__ import annotations
 
-import dataclasses
 import functools
 import random
 import re
@@ -18,7 +17,7 @@ from dataclasses import dataclass
 from nclb.models.base import MaskedLM
 from nclb.registry import register
 from nclb.schema import Integer, check_fields, setting
-from nclb.tasks.base import Score
+from nclb.tasks.base import Score, dataclass_task
 from nclb.tasks.template import TemplateError
 from nclb.types import Canvas, Example
 
@@ -145,11 +144,7 @@ class Sudoku9Task:
     @classmethod
     def from_config(cls, cfg: dict) -> Sudoku9Task:
         """Build from the task YAML (as a dict); unknown keys are an error."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = set(cfg) - known
-        if unknown:
-            raise ValueError(f"unknown sudoku9 task keys {sorted(unknown)}; known: {sorted(known)}")
-        return cls(**dict(cfg))
+        return dataclass_task(cls, cfg)
 
     def __post_init__(self) -> None:
         check_fields(self, "task.")
