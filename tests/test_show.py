@@ -3,6 +3,7 @@ of real tiny-arith runs (k=1, and MED with early exit) and of hand-written recor
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -22,7 +23,8 @@ from nclb.show.plot import (
     state_grid,
 )
 from nclb.show.text import MASK, render_text
-from nclb.show.trajectory import load_trajectory
+from nclb.show.tokens import SPECIAL
+from nclb.show.trajectory import load_trajectory, task_grid
 
 ANSI = re.compile(r"\033\[[0-9;]*m")
 
@@ -119,19 +121,73 @@ def test_text_has_one_line_per_pass_marking_what_it_committed(arith_runs):
     )
 
 
-def test_compare_draws_both_runs_on_one_pass_scale(arith_runs, tmp_path, capsys):
+def test_compare_draws_each_run_on_its_own_pass_scale(arith_runs, tmp_path, capsys):
     k1, med = arith_runs
     first = records(k1)[0]["id"]
     path = show([k1, "--compare", med, f"id={first}", "text=false", f"out={tmp_path / 'c.svg'}"])
     assert path.is_file() and path.read_text().lstrip().startswith("<?xml")
     trajs = [load_trajectory(k1, first), load_trajectory(med, first)]
+    assert trajs[0].steps != trajs[1].steps
     fig = draw(trajs)
     panels = [ax for ax in fig.axes if ax.images]
     assert len(panels) == 2
     for ax, traj in zip(panels, trajs):
         assert ax.images[1].get_array().shape == (traj.steps, traj.gen_length)
-        assert ax.get_ylim() == (max(t.steps for t in trajs) - 0.5, -0.5)
+        assert ax.get_ylim() == (traj.steps - 0.5, -0.5)  # MED's few passes fill its panel
+    assert panels[0].get_ylim() != panels[1].get_ylim()
     assert "wrote" in capsys.readouterr().out
+
+
+def legend_labels(fig) -> list[str]:
+    return [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+
+
+def drawn_marks(fig) -> set[str]:
+    """The legend texts the strip figure's artists call for, read off the drawn artists."""
+    names = {MASKED: "still masked", EARLIER: "committed at an earlier pass"}
+    names[PREFILLED] = "pre-filled (template / givens)"
+    marks = set()
+    for ax in (ax for ax in fig.axes if ax.images):
+        marks |= {names[int(v)] for v in set(ax.images[0].get_array().ravel())}
+        for line in ax.lines:
+            colour, style = line.get_color(), line.get_linestyle()
+            if colour == "tab:green":
+                marks.add("answer block start")
+            elif colour == "tab:red" and style == "--":
+                marks.add("early exit")
+            elif style == ":":
+                marks.add("block boundary")
+        if any(t.get_text() == SPECIAL for t in ax.get_xticklabels()):
+            marks.add("special token: eos [EOS]")
+    return marks
+
+
+def test_legend_lists_only_the_marks_drawn(arith_runs):
+    k1, med = arith_runs
+    first = records(k1)[0]["id"]
+    single = draw([load_trajectory(k1, first)])
+    labels = legend_labels(single)
+    assert len(labels) == len(set(labels)) and set(labels) == drawn_marks(single)
+    assert "early exit" not in labels and "answer block start" in labels
+    compare = draw([load_trajectory(k1, first), load_trajectory(med, first)])
+    assert set(legend_labels(compare)) == drawn_marks(compare)
+    assert "early exit" in legend_labels(compare)
+
+
+def test_the_eos_glyph_is_named_where_drawn(arith_runs, tmp_path):
+    run_dir = arith_runs[0]
+    traj = load_trajectory(run_dir, records(run_dir)[0]["id"])  # arith pads with eos
+    assert SPECIAL in traj.text_of and traj.specials == ["eos [EOS]"]
+    fig = draw([traj])
+    ticks = [t.get_text() for t in fig.axes[0].get_xticklabels()]
+    assert SPECIAL in ticks and "special token: eos [EOS]" in legend_labels(fig)
+    # Token ids only (no tokenizer): no glyph drawn, none named.
+    steps = [{"positions": [0, 1], "tokens": [5, 6], "entropies": [0.1, 0.2]}]
+    record = {"id": "a", "correct": True, "nfe": 1, "trajectory": steps}
+    summary = {"identity": {"model": {"name": "oracle"}, "task": {"name": "toy", "gen_length": 2}}}
+    write_run(tmp_path / "ids", record, summary)
+    plain = draw([load_trajectory(tmp_path / "ids")])
+    assert not any(label.startswith("special token") for label in legend_labels(plain))
 
 
 def write_run(folder, record, summary=None):
@@ -198,3 +254,59 @@ def test_interrupted_run_without_summary_uses_the_canvas(tmp_path):
     rows = state_grid(traj)
     assert rows[1] == [MASKED, MASKED, MASKED, PREFILLED, EARLIER, MASKED]
     assert traj.text_of[3] == "#7"  # no tokenizer for an unknown model: ids
+
+
+@pytest.fixture(scope="module")
+def sudoku_run(tmp_path_factory, one_torch_thread):
+    """A traced k=1 run of the shipped tiny sudoku9 model on one puzzle."""
+    from nclb.runs.runner import run
+
+    out = tmp_path_factory.mktemp("sudoku")
+    words = ["model=tiny", "task=sudoku9", "limit=1", "log_trajectory=true", f"out_dir={out}"]
+    return run(compose("config", words))["run_dir"]
+
+
+def test_sudoku9_is_drawn_as_its_9x9_grid(sudoku_run, tmp_path):
+    record = records(sudoku_run)[0]
+    traj = load_trajectory(sudoku_run)
+    assert traj.grid_shape == (9, 9) and traj.grid_box == (3, 3)
+    fig = draw([traj])
+    grids = [ax for ax in fig.axes if ax.images]
+    assert len(grids) == 2  # commit order, entropy at commit
+    for ax in grids:
+        assert all(image.get_array().shape == (9, 9) for image in ax.images)
+        cells = {
+            (round(t.get_position()[1]), round(t.get_position()[0])): t.get_text()
+            for t in ax.texts
+            if t.get_fontsize() > 8
+        }
+        assert "".join(cells[divmod(p, 9)] for p in range(81)) == record["output"]
+    order = grids[0].images[1].get_array()
+    for i, step in enumerate(record["trajectory"]):
+        for pos in step["positions"]:
+            assert order[divmod(pos, 9)] == i  # the colour is the committing pass
+    givens = [p for p, tok in enumerate(record["canvas"]["region"]) if tok != 1]
+    assert givens and all(order.mask[divmod(p, 9)] for p in givens)
+    assert legend_labels(fig) == ["pre-filled (template / givens)"]  # nothing else drawn
+    titles = " ".join(ax.get_title() for ax in grids)
+    assert "forward pass that committed" in titles and "entropy" in titles
+    save_figure(fig, tmp_path / "s.png")
+    # A cell that differs from the gold grid is framed, and the legend names the frame.
+    gold = record["gold"]
+    framed = draw([dataclasses.replace(traj, gold=("2" if gold[0] == "1" else "1") + gold[1:])])
+    assert legend_labels(framed) == ["pre-filled (template / givens)", "differs from gold"]
+    frames = [(p.get_x(), p.get_y()) for p in framed.axes[0].patches]
+    assert frames == [(-0.45, -0.45)]  # around cell (0, 0) only
+
+
+def test_grid_layout_comes_from_the_task_not_the_length(tmp_path):
+    """An 81-position region of a task without a grid stays a strip; sudoku9 with another
+    region length is no grid either."""
+    assert task_grid("sudoku9", 81) == ((9, 9), (3, 3))
+    assert task_grid("toy", 81) == (None, None) and task_grid("sudoku9", 80) == (None, None)
+    steps = [{"positions": list(range(81)), "tokens": [5] * 81, "entropies": [0.1] * 81}]
+    record = {"id": "a", "correct": True, "nfe": 1, "trajectory": steps}
+    summary = {"identity": {"model": {"name": "oracle"}, "task": {"name": "toy", "gen_length": 81}}}
+    write_run(tmp_path / "toy", record, summary)
+    fig = draw([load_trajectory(tmp_path / "toy")])
+    assert fig.axes[0].images[1].get_array().shape == (1, 81)

@@ -19,12 +19,15 @@ USAGE = """usage: nclb show RUN_DIR [id=ID] [--compare RUN_DIR2] [out=FILE.png|.
 Draws one example's decoding order from a run folder whose records were logged with
 log_trajectory=true (nclb run ... log_trajectory=true): rows are the example's forward passes,
 columns the positions of the generation region; each position is coloured, at the pass that
-committed it, by its entropy then; the early-exit pass and the answer block are marked.
-Also prints the same as coloured text, one line per pass (text=false: picture only).
+committed it, by its entropy then; the early-exit pass and the answer block are marked, and the
+legend lists only the marks drawn (∅ = a special token, named there: eos, pad). A task whose
+region is a grid (sudoku9) is drawn as that grid, twice: coloured by the pass that committed
+each cell, and by its entropy then. Also prints the same as coloured text, one line per pass
+(text=false: picture only).
 
   id=ID            the example (default: the first traced record in the folder)
-  --compare DIR2   a second run folder (e.g. MED beside k=1), drawn side by side on the same
-                   example and colour scale
+  --compare DIR2   a second run folder (e.g. MED beside k=1), drawn beside it on the same
+                   example and entropy colour scale, each run on its own pass scale
   out=FILE         where to write the picture (.png or .svg); default RUN_DIR/show-<id>.png
   color=auto       colour codes in the text: auto (a terminal, no NO_COLOR), always, never
 

@@ -1,5 +1,6 @@
 """The decoding-order picture: forward pass (rows) x region position (columns), each cell
-coloured by the entropy of the token committed there at that pass; PNG or SVG."""
+coloured by the entropy of the token committed there at that pass (a 2-D task's region is drawn
+as its grid instead, nclb.show.grid); PNG or SVG."""
 
 from __future__ import annotations
 
@@ -7,12 +8,27 @@ import math
 from pathlib import Path
 
 from nclb.errors import UserError
+from nclb.show.grid import draw_grids
+from nclb.show.marks import (
+    EARLIER,
+    ENTROPY_FLOOR,
+    MASKED,
+    PREFILLED,
+    STATE_COLOURS,
+    STATE_MARKS,
+    add_legend,
+    entropy_cmap,
+    entropy_label,
+    entropy_norm,
+    figure_title,
+    is_dark,
+    panel_title,
+    source_note,
+)
+from nclb.show.tokens import SPECIAL
 from nclb.show.trajectory import Trajectory
 
-ENTROPY_FLOOR = 1e-6  # nats; lower entropies get the lowest colour (log scale)
 FORMATS = (".png", ".svg")
-MASKED, EARLIER, PREFILLED = 0, 1, 2
-STATE_COLOURS = ("#ffffff", "#e3e3e3", "#b3b3b3")
 MAX_CELL_TEXT = (100, 90)  # (positions, passes) up to which each cell shows its token
 MAX_TEXT_TICKS = 128  # more positions than this: numeric ticks instead of the token texts
 
@@ -38,42 +54,21 @@ def colour_data(traj: Trajectory) -> list[list[float]]:
     return [[v if math.isnan(v) else max(v, ENTROPY_FLOOR) for v in row] for row in traj.grid()]
 
 
-def entropy_norm(trajs: list[Trajectory]):
-    """One log-scale colour norm over every panel (so colours compare across runs)."""
-    from matplotlib.colors import LogNorm
-
-    values = [max(e, ENTROPY_FLOOR) for t in trajs for e in t.entropy_of if e is not None]
-    low = min(values, default=ENTROPY_FLOOR)
-    high = max(values, default=1.0)
-    return LogNorm(vmin=low, vmax=max(high, low * 10))
-
-
 def tick_text(text: str) -> str:
     """A token's text for an axis tick: spaces made visible, long tokens cut."""
     shown = text.replace(" ", "␣")
     return shown if len(shown) <= 8 else shown[:7] + "…"
 
 
-def cut(text: str, width: int) -> str:
-    """`text`, cut to `width` characters with an ellipsis."""
-    return text if len(text) <= width else text[: width - 1] + "…"
-
-
-def panel_title(traj: Trajectory) -> str:
-    """Run label and the example's outcome."""
-    outcome = "correct" if traj.correct else "wrong"
-    pred, gold = (cut(repr(v), 40) for v in (traj.prediction, traj.gold))
-    return f"{traj.label}\nexample {traj.example_id}: NFE {traj.nfe}, {outcome} (prediction {pred}, gold {gold})"
-
-
-def draw_panel(ax, traj: Trajectory, norm, cmap, rows: int) -> object:
-    """Background states, entropy cells, block/answer/exit marks, on an axis of `rows` passes
-    (the longest panel's); returns the entropy image."""
+def draw_panel(ax, traj: Trajectory, norm, cmap) -> tuple[object, set[str]]:
+    """Background states, entropy cells, block/answer/exit marks, on an axis of the
+    trajectory's own passes; returns the entropy image and the mark keys drawn."""
     import numpy as np
     from matplotlib.colors import ListedColormap
     from matplotlib.ticker import MaxNLocator
 
     states = np.array(state_grid(traj))
+    drawn = {STATE_MARKS[int(v)] for v in np.unique(states)}
     ax.imshow(
         states,
         cmap=ListedColormap(STATE_COLOURS),
@@ -88,9 +83,11 @@ def draw_panel(ax, traj: Trajectory, norm, cmap, rows: int) -> object:
     if g <= MAX_CELL_TEXT[0] and steps <= MAX_CELL_TEXT[1]:
         label_cells(ax, traj, image)
     if traj.block and traj.block < g:
+        drawn.add("block")
         for x in range(traj.block, g, traj.block):
             ax.axvline(x - 0.5, color="0.55", lw=0.6, ls=":")
     if traj.answer is not None:
+        drawn.add("answer")
         ax.axvline(traj.answer[0] - 0.5, color="tab:green", lw=1.4)
         ax.annotate(
             "answer block →",
@@ -103,8 +100,9 @@ def draw_panel(ax, traj: Trajectory, norm, cmap, rows: int) -> object:
             va="bottom",
         )
     if traj.exit_step is not None:
+        drawn.add("exit")
         ax.axhline(traj.exit_step - 0.5, color="tab:red", lw=1.2, ls="--")
-        low = traj.exit_step > rows - 3  # write above the line near the bottom, else below
+        low = traj.exit_step > steps - 3  # write above the line near the bottom, else below
         ax.annotate(
             f"early exit: pass {traj.exit_step} commits the answer block by argmax",
             (-0.5, traj.exit_step - 0.5),
@@ -122,31 +120,22 @@ def draw_panel(ax, traj: Trajectory, norm, cmap, rows: int) -> object:
             family="monospace",
             rotation=0 if all(len(tick_text(t)) <= 1 for t in traj.text_of) else 90,
         )
+        if SPECIAL in traj.text_of:
+            drawn.add("special")
         top = ax.secondary_xaxis("top")
         every = traj.block if traj.block and traj.block < g else 10
         top.set_xticks(range(0, g, every))
         top.tick_params(labelsize=7)
-    source = "; ".join([f"run folder {traj.run_dir}", *traj.notes])
     ax.set_xlabel(
         "region position (tick: the token there at the end; grey column: pre-filled)\n"
-        f"{cut(source, int(ax.figure.get_figwidth() * 20))}",
+        f"{source_note(traj, int(ax.figure.get_figwidth() * 20))}",
         fontsize=9,
     )
-    ax.set_ylabel("forward pass (NFE so far), top to bottom")
+    ax.set_ylabel(f"forward pass 0-{steps - 1} of this run, top to bottom")
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.set_ylim(rows - 0.5, -0.5)
-    if steps < rows:
-        ax.text(
-            (g - 1) / 2,
-            steps,
-            f"done after {steps} forward passes",
-            ha="center",
-            va="top",
-            fontsize=9,
-            color="0.3",
-        )
+    ax.set_ylim(steps - 0.5, -0.5)
     ax.set_title(panel_title(traj), fontsize=9)
-    return image
+    return image, drawn
 
 
 def label_cells(ax, traj: Trajectory, image) -> None:
@@ -154,8 +143,7 @@ def label_cells(ax, traj: Trajectory, image) -> None:
     for pos, (step, text) in enumerate(zip(traj.step_of, traj.text_of)):
         if step is None or not text.strip():
             continue
-        r, g, b, _ = image.cmap(image.norm(max(traj.entropy_of[pos] or 0.0, ENTROPY_FLOOR)))
-        dark = 0.299 * r + 0.587 * g + 0.114 * b < 0.55
+        rgba = image.cmap(image.norm(max(traj.entropy_of[pos] or 0.0, ENTROPY_FLOOR)))
         ax.text(
             pos,
             step,
@@ -164,33 +152,14 @@ def label_cells(ax, traj: Trajectory, image) -> None:
             va="center",
             fontsize=6,
             family="monospace",
-            color="white" if dark else "black",
+            color="white" if is_dark(rgba) else "black",
         )
 
 
-def legend_handles() -> list:
-    """Patches and lines explaining the background colours and the marks."""
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import Patch
-
-    return [
-        Patch(facecolor=STATE_COLOURS[MASKED], edgecolor="0.6", label="still masked"),
-        Patch(facecolor=STATE_COLOURS[EARLIER], label="committed at an earlier pass"),
-        Patch(facecolor=STATE_COLOURS[PREFILLED], label="pre-filled (template / givens)"),
-        Line2D([], [], color="0.55", lw=0.8, ls=":", label="block boundary"),
-        Line2D([], [], color="tab:green", lw=1.4, label="answer block start"),
-        Line2D([], [], color="tab:red", lw=1.2, ls="--", label="early exit"),
-    ]
-
-
-def draw(trajs: list[Trajectory]):
-    """The figure: one panel per trajectory, side by side, one shared entropy colour bar."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+def draw_strips(trajs: list[Trajectory]):
+    """The figure of 1-D regions: one panel per trajectory, side by side, each on its own pass
+    scale, one shared entropy colour bar."""
     import matplotlib.pyplot as plt
-    import numpy as np
-    from matplotlib.colors import ListedColormap
 
     widths = [min(14.0, max(5.0, 0.16 * t.gen_length + 1.5)) for t in trajs]
     height = min(11.0, max(4.0, 0.14 * max(t.steps for t in trajs) + 3.0))
@@ -202,21 +171,27 @@ def draw(trajs: list[Trajectory]):
         gridspec_kw={"width_ratios": widths},
         layout="constrained",
     )
-    cmap = ListedColormap(plt.get_cmap("plasma")(np.linspace(0, 0.88, 256)))
-    norm = entropy_norm(trajs)
-    image = None
-    rows = max(t.steps for t in trajs)  # one pass scale: fewer passes look shorter
+    cmap, norm = entropy_cmap(), entropy_norm(trajs)
+    image, drawn = None, set()
     for ax, traj in zip(axes[0], trajs):
-        image = draw_panel(ax, traj, norm, cmap, rows)
+        image, marks = draw_panel(ax, traj, norm, cmap)
+        drawn |= marks
     bar = fig.colorbar(image, ax=list(axes[0]), fraction=0.03, pad=0.01, aspect=40)
-    bar.set_label(f"entropy at commit (nats, log; <{ENTROPY_FLOOR:g} = bottom)")
-    first = trajs[0]
-    prompt = cut(" ".join(first.prompt.split()), 140)
-    fig.suptitle(f"Decoding order: {first.model} / {first.task}, prompt: {prompt}", fontsize=11)
-    fig.legend(
-        handles=legend_handles(), loc="outside lower center", ncol=6, fontsize=8, frameon=False
-    )
+    bar.set_label(entropy_label())
+    fig.suptitle(figure_title(trajs), fontsize=11)
+    add_legend(fig, drawn, trajs)
     return fig
+
+
+def draw(trajs: list[Trajectory]):
+    """The figure: a grid per trajectory where the task's region is 2-D (sudoku9), else one
+    strip panel (passes x positions) per trajectory."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    if all(t.grid_shape for t in trajs):
+        return draw_grids(trajs)
+    return draw_strips(trajs)
 
 
 def save_figure(fig, path: Path) -> Path:

@@ -10,6 +10,7 @@ from nclb.models.families import tiny_checkpoint
 
 HF_MODELS = ("tiny", "llada", "dream")
 SPECIAL = "∅"  # eos / pad / other special tokens
+SPECIAL_ROLES = ("eos", "pad", "bos", "mask", "unk")  # tokenizer attributes <role>_token_id
 VISIBLE = {"\n": "⏎", "\t": "⇥"}
 
 
@@ -30,6 +31,16 @@ class TokenNames:
         for raw, shown in VISIBLE.items():
             text = text.replace(raw, shown)
         return text
+
+    def special_name(self, token: int) -> str | None:
+        """What the SPECIAL glyph stands for at `token` ("eos [EOS]", "pad [PAD]"), None for
+        an ordinary token."""
+        tok = self.tokenizer
+        if tok is None or token not in set(tok.all_special_ids):
+            return None
+        raw = tok.convert_ids_to_tokens(token)
+        role = next((r for r in SPECIAL_ROLES if getattr(tok, f"{r}_token_id", None) == token), "")
+        return f"{role} {raw}" if role else str(raw)
 
 
 def tokenizer_path(model: dict[str, Any], task: dict[str, Any]) -> str | None:

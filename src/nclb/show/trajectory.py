@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from nclb.errors import UserError
+from nclb.registry import entries
 from nclb.runs.runlog import read_json_lines
 from nclb.show.tokens import TokenNames, token_names
 
@@ -26,7 +27,9 @@ class Trajectory:
     the canvas held a token there from the start (the template's delimiter, Sudoku givens),
     else p was left masked (early exit stops the reasoning). `entropy_of[p]` is p's entropy
     (nats) when it was committed; `exit_step` is the pass at which early exit committed the
-    answer block.
+    answer block. `specials` names what the SPECIAL glyph stands for in this example's
+    tokens; `grid_shape` (rows, columns) and `grid_box` are set for a task whose region is a
+    2-D grid (sudoku9), which is then drawn as that grid.
     """
 
     run_dir: Path
@@ -48,6 +51,9 @@ class Trajectory:
     answer: tuple[int, int] | None = None
     exit_step: int | None = None
     notes: list[str] = field(default_factory=list)
+    specials: list[str] = field(default_factory=list)
+    grid_shape: tuple[int, int] | None = None
+    grid_box: tuple[int, int] | None = None
 
     @property
     def gen_length(self) -> int:
@@ -149,6 +155,24 @@ def guess_layout(
     return prefilled, texts
 
 
+def task_grid(
+    task_name: str, gen_length: int
+) -> tuple[tuple[int, int] | None, tuple[int, int] | None]:
+    """(grid shape, box shape) of a registered task that lays its region out as a grid, when
+    the region has that many cells; (None, None) for any other task."""
+    part = entries("task").get(task_name)
+    shape = getattr(part, "grid_shape", None)
+    if shape is None or shape[0] * shape[1] != gen_length:
+        return None, None
+    return tuple(shape), getattr(part, "grid_box", None)
+
+
+def special_names(names: TokenNames, tokens: list[int | None]) -> list[str]:
+    """What the SPECIAL glyph stands for among `tokens` (each name once, in first-seen order)."""
+    found = (names.special_name(t) for t in tokens if t is not None)
+    return list(dict.fromkeys(n for n in found if n))
+
+
 def load_trajectory(run_dir: str | Path, example_id: str | None = None) -> Trajectory:
     """The trajectory of one example of a run folder (the first traced one by default)."""
     run_dir = Path(run_dir)
@@ -189,6 +213,8 @@ def load_trajectory(run_dir: str | Path, example_id: str | None = None) -> Traje
         notes.append("the record has no starting canvas: pre-filled positions inferred")
     text_of = [t or p for t, p in zip(text_of, prefilled_text)]
     sampler = identity.get("sampler") or {}
+    shown = token_of + [t for t, pre in zip(region, prefilled) if pre]
+    grid_shape, grid_box = task_grid(str(task.get("name")), gen_length)
     if sampler.get("stop_on_eos"):
         notes.append("stop_on_eos: positions filled with eos after an early eos are shown masked")
     return Trajectory(
@@ -211,4 +237,7 @@ def load_trajectory(run_dir: str | Path, example_id: str | None = None) -> Traje
         answer=answer,
         exit_step=exit_step,
         notes=notes,
+        specials=special_names(names, shown),
+        grid_shape=grid_shape,
+        grid_box=grid_box,
     )

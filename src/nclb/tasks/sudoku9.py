@@ -13,6 +13,7 @@ import random
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import ClassVar
 
 from nclb.models.base import MaskedLM
 from nclb.registry import register
@@ -140,6 +141,9 @@ class Sudoku9Task:
     min_blanks: int = 30
     max_blanks: int = 55
     marker: str = "Sudoku:"
+    # The region drawn as a picture (nclb show): rows x columns, and the boxes' rows x columns.
+    grid_shape: ClassVar[tuple[int, int]] = (9, 9)
+    grid_box: ClassVar[tuple[int, int]] = (3, 3)
 
     @classmethod
     def from_config(cls, cfg: dict) -> Sudoku9Task:
