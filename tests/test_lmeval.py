@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
 import sys
 
 import pytest
@@ -25,6 +26,7 @@ from nclb.lmeval.mdlm import mdlm_loglikelihood  # noqa: E402
 from nclb.lmeval.settings import compose_evaluation  # noqa: E402
 from nclb.runs.runlog import RECORDS, SUMMARY, read_records  # noqa: E402
 from nclb.runs.runner import run  # noqa: E402
+from nclb.runs.sharding import Shard, shard_files  # noqa: E402
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
@@ -136,6 +138,90 @@ def test_stop_sequences_cut_the_decoded_region(tmp_path) -> None:
         lm.close()
     assert ";" in full and cut == full[: full.index(";")]
     assert cut_at_stops("a;b|c", ["|", ";"]) == "a" and cut_at_stops("abc", ["x"]) == "abc"
+
+
+def timeless(records: list[dict]) -> list[dict]:
+    """Records in file order, without the wall-clock field."""
+    return [{k: v for k, v in r.items() if k != "seconds"} for r in records]
+
+
+def test_two_ranks_share_the_requests_and_rank_0_gathers_them_in_request_order(
+    tmp_path, monkeypatch
+) -> None:
+    """The two ranks of a world of 2 played one after the other in this process (their barriers
+    and rank 0's broadcast do nothing here): rank 1 decodes requests 1, 3; rank 0 decodes 0, 2,
+    4, folds rank 1's file into records.jsonl in request order and answers every request as one
+    process does, sampled outputs included; loglikelihood requests are scored by rank 0 alone."""
+    overrides = [*TINY, "temperature=2.0", "mc_samples=2"]
+    single = NclbLM(config=compose_evaluation([*overrides, f"out_dir={tmp_path}/one"]))
+    prompts = [ex.prompt for ex in single.task.examples(5)]
+    requests = [instance(p, [";"] if i % 2 else [], i) for i, p in enumerate(prompts)]
+    choices = [
+        Instance("loglikelihood", {}, (p, " 7"), 0, ("mc", i, 1)) for i, p in enumerate(prompts[:2])
+    ]
+    try:
+        expected = single.generate_until(requests), single.loglikelihood(choices)
+    finally:
+        single.close()
+    one = read_records(next((tmp_path / "one").rglob(RECORDS)))
+
+    monkeypatch.setattr(Shard, "barrier", lambda self: None)
+    monkeypatch.setattr(Shard, "from_leader", lambda self, value: value)
+    config = compose_evaluation([*overrides, f"out_dir={tmp_path}/two"])
+    ranks = []
+    for rank in (0, 1):
+        shard = Shard(rank=rank, world=2, local_rank=rank)
+        monkeypatch.setattr("nclb.lmeval.adapter.join", lambda shard=shard: shard)
+        ranks.append(NclbLM(config=config))
+    leader, other = ranks
+    try:
+        assert other.generate_until(requests) == ["", "", "", "", ""]  # not gathered on rank 1
+        [rank_file] = shard_files(other.folder)
+        assert [r["doc_id"] for r in read_records(rank_file)] == [1, 3]
+        assert leader.generate_until(requests) == expected[0]
+        assert leader.shard.decoded == [3, 2] and not shard_files(leader.folder)
+
+        def no_scoring(*args, **kwargs):
+            raise AssertionError("a rank other than 0 scored a loglikelihood request")
+
+        with monkeypatch.context() as patch:
+            patch.setattr("nclb.lmeval.adapter.mdlm_loglikelihood", no_scoring)
+            other.loglikelihood(choices)
+        assert leader.loglikelihood(choices) == expected[1]
+    finally:
+        other.close()
+        leader.close()
+    assert timeless(read_records(leader.folder / RECORDS)) == timeless(one)
+
+
+def test_lm_eval_under_torchrun_exits_0_on_both_ranks_and_equals_one_process(
+    tmp_path, capsys
+) -> None:
+    """`torchrun --nproc_per_node 2 -m nclb lm-eval ...` on CPU: both ranks exit 0 and print
+    rank 0's scores, each decoded half of the requests, and records, lm-eval's samples and
+    results equal one process's."""
+    args = ["tasks=nclb_arith", *TINY, "temperature=2.0", "limit=6"]
+    run = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    run += ["-m", "nclb", "lm-eval", *args, f"out_dir={tmp_path}/two"]
+    done = subprocess.run(run, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    cli.main(["lm-eval", *args, f"out_dir={tmp_path}/one"])
+    scores = [line for line in capsys.readouterr().out.splitlines() if "exact_match" in line]
+    assert len(scores) == 2
+    for line in scores:
+        assert line in done.stdout.splitlines() and f"rank 1: {line}" in done.stdout, line
+    assert "rank 1: rank 0 wrote" in done.stdout
+    [two] = [p.parent for p in (tmp_path / "two").rglob(SUMMARY)]
+    one = tmp_path / "one" / two.relative_to(tmp_path / "two")
+    summary = json.loads((two / SUMMARY).read_text())
+    assert summary["processes"] == {"world_size": 2, "decoded_per_rank": [3, 3]}
+    assert json.loads((one / SUMMARY).read_text())["processes"]["world_size"] == 1
+    assert not shard_files(two)
+    assert timeless(read_records(two / RECORDS)) == timeless(read_records(one / RECORDS))
+    assert (two / SAMPLES).read_text() == (one / SAMPLES).read_text()
+    results = [json.loads((folder / RESULTS).read_text()) for folder in (two, one)]
+    assert results[0]["results"] == results[1]["results"]
+    assert results[0]["config"]["device"] == "cpu"
 
 
 def test_lm_eval_model_args_path_registers_nclb(tmp_path) -> None:

@@ -12,6 +12,12 @@ its record matches `nclb run`'s.
 
 loglikelihood: the MDLM Monte Carlo estimate of nclb.lmeval.mdlm (`mc_samples` draws).
 loglikelihood_rolling (perplexity tasks) is not supported: one-line error.
+
+Under torchrun every rank builds lm-eval's requests, decodes every world-th generate_until request
+still to do (nclb.runs.sharding: the model on cuda:<local rank> for device auto/cuda) and rank 0
+gathers the outputs in request order; loglikelihood requests are scored on rank 0 alone (their
+Monte Carlo draws come from one seeded generator in request order). Every rank returns rank 0's
+answers, so lm-eval's metrics are those of one process.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from nclb.lmeval.requests_log import RequestLog, fingerprint, request_keys, run_
 from nclb.lmeval.settings import compose_config, harness_options
 from nclb.models.build import build_model
 from nclb.runs.runner import decode, make_record
+from nclb.runs.sharding import join
 from nclb.sampler import Generation
 from nclb.sampler.streams import stream_id
 from nclb.tasks.build import build_task, model_context
@@ -104,6 +111,8 @@ class NclbLM(LM):
                 items.append(f"device={device}")
             config = compose_config(items)
         s = self.settings = resolve(config)
+        self.shard = join()  # rank 0 of 1 unless torchrun started several processes
+        s.model = {**s.model, "device": self.shard.device(str(s.model.get("device", "auto")))}
         self.mc_samples = harness_options(config).mc_samples
         self.task = build_task(s.task)
         self.examples = self.known_examples(s.model.get("name") == "reference")
@@ -112,7 +121,7 @@ class NclbLM(LM):
         )
         self._device = self.model.device
         self.folder, identity = run_folder(s, harness or {"via": "lm_eval command line"})
-        self.log = RequestLog(self.folder, identity, s.resume)
+        self.log = RequestLog(self.folder, identity, s.resume, self.shard)
         self.generator = torch.Generator().manual_seed(s.seed)  # the MDLM likelihood draws
 
     def model_args(self) -> dict[str, Any]:
@@ -172,25 +181,32 @@ class NclbLM(LM):
             todo.append((job, self.canvas(example or Example(key, context, None))))
         if not todo:
             return out
-        with tqdm(total=len(todo), desc="nclb generate_until", disable=disable_tqdm) as bar:
+        share = self.shard.split(todo)
+        new: list[dict[str, Any]] = []
+        quiet = disable_tqdm or not self.shard.leader
+        with tqdm(total=len(share), desc="nclb generate_until", disable=quiet) as bar:
 
             def finished(i: int, gen: Generation) -> None:
-                job, canvas = todo[i]
+                job, canvas = share[i]
                 record = self.generation_record(job, canvas, gen)
-                self.log.write(record)
-                out[job.index] = record["response"]
+                self.log.write_share(record)
+                new.append(record)
                 bar.update(1)
 
             decode(
                 self.model,
-                [canvas for _, canvas in todo],
+                [canvas for _, canvas in share],
                 s.decoder,
                 s.sampler,
                 s.batch_size,
-                streams=[job.stream for job, _ in todo],
+                streams=[job.stream for job, _ in share],
                 on_done=finished,
             )
-        return out  # every request was logged or decoded above
+        merged = self.log.merge([job.key for job, _ in todo], new)
+        index = {job.key: job.index for job, _ in todo}
+        for record in merged or []:
+            out[index[record["id"]]] = record["response"]
+        return self.shard.from_leader(out)  # rank 0 logged or gathered every request
 
     def generation_record(self, job: Job, canvas: Canvas, gen: Generation) -> dict[str, Any]:
         """The log line of one decoded request: nclb's record (with nclb's score when the
@@ -248,6 +264,8 @@ class NclbLM(LM):
             else:
                 todo.append((index, key, print_, req, context, continuation))
         size = self.settings.batch_size
+        if not self.shard.leader:
+            todo = []  # rank 0 scores them all and hands out its answers
         for start in tqdm(
             range(0, len(todo), size), desc="nclb loglikelihood", disable=disable_tqdm
         ):
@@ -276,7 +294,7 @@ class NclbLM(LM):
                     }
                 )
                 out[index] = (logprob, greedy)
-        return out  # every request was logged or scored above
+        return self.shard.from_leader(out)  # rank 0 logged or scored every request
 
     def loglikelihood_rolling(self, requests: list[Any], disable_tqdm: bool = False) -> list[float]:
         """Not supported: a one-line UserError."""

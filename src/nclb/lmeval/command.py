@@ -6,6 +6,10 @@ the lm-eval tasks) holds records.jsonl (one line per lm-eval request, appended a
 output, response, NFE, nclb's score where the context is an nclb example), summary.json, and
 lm-eval's own outputs: lm_eval_results.json (its results dict) and lm_eval_samples.jsonl (its
 per-sample filtered responses and metrics). Running the same command again resumes.
+
+Under torchrun (`torchrun --nproc_per_node N -m nclb lm-eval ...`) the ranks share the
+generate_until requests (nclb.lmeval.adapter); rank 0 alone writes lm-eval's outputs and the
+summary and prints the scores, and the other ranks then print rank 0's scores.
 """
 
 from __future__ import annotations
@@ -16,13 +20,16 @@ import re
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from nclb.errors import UserError
 from nclb.lmeval import LOCAL_TASKS, local_task_dir, require_lm_eval
 from nclb.lmeval.settings import HarnessOptions, compose_evaluation, harness_options
 from nclb.runs.revision import git_revision
 from nclb.runs.runlog import SUMMARY, write_json_atomic
+
+if TYPE_CHECKING:
+    from nclb.lmeval.adapter import NclbLM
 
 RESULTS = "lm_eval_results.json"
 SAMPLES = "lm_eval_samples.jsonl"
@@ -177,23 +184,41 @@ def evaluate(cfg: dict[str, Any]) -> dict[str, Any]:
                 torch_random_seed=seed,
                 fewshot_random_seed=seed,
             )
-            folder = lm.folder
-            lines = sample_lines(results)
-            with (folder / SAMPLES).open("w", encoding="utf-8") as f:
-                f.writelines(
-                    json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines
-                )
-            results.pop("samples", None)
-            write_json_atomic(folder / RESULTS, results)
-            summary = summarize(
-                list(lm.log.used.values()), results, cfg, time.perf_counter() - start
-            )
-            summary["run_dir"] = str(folder)
-            write_json_atomic(folder / SUMMARY, summary)
+            shard = lm.shard
+            if not shard.leader:  # lm-eval returns its results on rank 0 only
+                summary = shard.leader_summary(lm.folder / SUMMARY)
+                print(leader_report(summary, shard.rank))
+                return summary
+            summary = write_outputs(lm, results, cfg, time.perf_counter() - start)
+            shard.barrier()  # the summary is written: the other ranks may read it
         finally:
             lm.close()
     print(report(summary))
     return summary
+
+
+def write_outputs(
+    lm: NclbLM, results: dict[str, Any], cfg: dict[str, Any], wall: float
+) -> dict[str, Any]:
+    """Write lm-eval's samples and results and nclb's summary into the run folder of `lm`;
+    returns the summary."""
+    folder = lm.folder
+    lines = sample_lines(results)
+    with (folder / SAMPLES).open("w", encoding="utf-8") as f:
+        f.writelines(json.dumps(line, ensure_ascii=False, default=str) + "\n" for line in lines)
+    results.pop("samples", None)
+    write_json_atomic(folder / RESULTS, results)
+    summary = summarize(list(lm.log.used.values()), results, cfg, wall)
+    summary["processes"] = {"world_size": lm.shard.world, "decoded_per_rank": lm.shard.decoded}
+    summary["run_dir"] = str(folder)
+    write_json_atomic(folder / SUMMARY, summary)
+    return summary
+
+
+def leader_report(summary: dict[str, Any], rank: int) -> str:
+    """What a rank other than 0 prints: rank 0's report, each line marked with its rank."""
+    lines = [f"rank 0 wrote {Path(summary['run_dir']) / RESULTS}", *report(summary).splitlines()]
+    return "\n".join(f"rank {rank}: {line}" for line in lines)
 
 
 def report(summary: dict[str, Any]) -> str:

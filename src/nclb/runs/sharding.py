@@ -1,5 +1,6 @@
-"""Data-parallel `nclb run` under torchrun: examples sharded by rank, records merged by rank 0;
-a process that torchrun did not start (or started alone) is rank 0 of a world of 1.
+"""Data-parallel `nclb run` (and `nclb lm-eval`'s requests) under torchrun: examples sharded by
+rank, records merged by rank 0; a process that torchrun did not start (or started alone) is rank
+0 of a world of 1.
 
     torchrun --standalone --nproc_per_node 2 -m nclb run task=arith decoder=med lam=0.2
 
@@ -11,9 +12,9 @@ that was interrupted leaves rank files behind: the next run (any number of proce
 moves their complete records into `records.jsonl`, so nothing is redone or duplicated. The run
 folder must be on a file system that every rank sees (always true on one machine).
 
-Processes talk through torch.distributed with the gloo backend (CPU tensors only: barriers),
-which works whatever device the model is on. A world of 1 needs no process group: it appends
-straight to `records.jsonl`, and its barriers are no-ops.
+Processes talk through torch.distributed with the gloo backend (on the CPU: barriers and rank
+0's broadcasts), which works whatever device the model is on. A world of 1 needs no process
+group: it appends straight to `records.jsonl`, and its barriers are no-ops.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import datetime as dt
 import json
 import os
 import re
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -65,6 +67,11 @@ def consolidate(folder: Path) -> int:
     for path in leftovers:
         path.unlink()
     return moved
+
+
+def record_id(record: dict[str, Any]) -> Hashable:
+    """A record's id: what makes two records the same example."""
+    return record["id"]
 
 
 @dataclass
@@ -119,12 +126,17 @@ class Shard:
         return folder / RECORDS if self.world == 1 else shard_file(folder, self.rank)
 
     def merge(
-        self, folder: Path, order: list[str], new: list[dict[str, Any]]
+        self,
+        folder: Path,
+        order: list[str],
+        new: list[dict[str, Any]],
+        same: Callable[[dict[str, Any]], Hashable] = record_id,
     ) -> list[dict[str, Any]] | None:
         """After every rank has finished (`new`: the records this rank wrote): rank 0 appends
-        all ranks' records to records.jsonl in the examples' order (ids in `order`) and
-        returns them; other ranks return None. A world of 1 wrote records.jsonl itself and
-        returns `new`. `decoded` then holds how many records each rank wrote."""
+        all ranks' records to records.jsonl in the examples' order (ids in `order`), but not
+        those that `same` finds there already, and returns them; other ranks return None. A
+        world of 1 wrote records.jsonl itself and returns `new`. `decoded` then holds how many
+        records each rank wrote."""
         if self.world == 1:
             self.decoded = [len(new)]
             return new
@@ -136,14 +148,14 @@ class Shard:
         gathered = [r for records in shards for r in records]
         position = {ex_id: i for i, ex_id in enumerate(order)}
         gathered.sort(key=lambda r: position.get(r["id"], len(position)))
-        seen = {r["id"] for r in read_records(folder / RECORDS)}
+        seen = {same(r) for r in read_records(folder / RECORDS)}
         writer = RecordWriter(folder / RECORDS)
         merged = []
         try:
             for record in gathered:
-                if record["id"] not in seen:
+                if same(record) not in seen:
                     writer.write(record)
-                    seen.add(record["id"])
+                    seen.add(same(record))
                     merged.append(record)
         finally:
             writer.close()
