@@ -235,6 +235,15 @@ def test_lm_eval_model_args_path_registers_nclb(tmp_path) -> None:
     assert len(read_records(next(tmp_path.rglob(RECORDS)))) == 2
 
 
+def test_model_args_device_wins_over_lm_evals_device_flag(tmp_path) -> None:
+    """`--model_args device=cpu` beside lm-eval's own `--device cuda:0` (its command line's
+    default) builds the model on the device model_args names, with no clash of arguments."""
+    args = f"model=tiny,task=arith,decoder=ktoken,k=1,device=cpu,batch_size=2,out_dir={tmp_path}"
+    lm = NclbLM.create_from_arg_string(args, {"device": "cuda:0", "batch_size": 8})
+    assert str(lm.device) == "cpu"
+    assert lm.settings.batch_size == 2
+
+
 def test_mdlm_loglikelihood_exact_for_one_token_and_seeded(tmp_path) -> None:
     lm = NclbLM(config=compose_evaluation([*TINY, f"out_dir={tmp_path}"]))
     model = lm.model

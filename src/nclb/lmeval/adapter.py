@@ -28,6 +28,7 @@ from typing import Any
 import torch
 from lm_eval.api.model import LM
 from lm_eval.api.registry import register_model
+from lm_eval.utils import simple_parse_args_string
 from tqdm import tqdm
 
 from nclb.config.compose import override_value
@@ -123,6 +124,16 @@ class NclbLM(LM):
         self.folder, identity = run_folder(s, harness or {"via": "lm_eval command line"})
         self.log = RequestLog(self.folder, identity, s.resume, self.shard)
         self.generator = torch.Generator().manual_seed(s.seed)  # the MDLM likelihood draws
+
+    @classmethod
+    def create_from_arg_string(
+        cls, arg_string: str, additional_config: dict[str, Any] | None = None
+    ) -> NclbLM:
+        """lm-eval's entry from `--model_args`: a key set there (`device=cpu`, `batch_size=8`)
+        wins over lm-eval's flag of the same name instead of clashing with it."""
+        args = simple_parse_args_string(arg_string)
+        flags = {k: v for k, v in (additional_config or {}).items() if v is not None}
+        return cls(**{**flags, **args})
 
     def model_args(self) -> dict[str, Any]:
         """nclb's settings of this model as lm-eval's results JSON records them (model_args):
