@@ -10,6 +10,10 @@ Speed-ups are ratios measured in one `make cache` invocation on one machine, of 
 second of decoding (summary.json's `cpu_seconds`: the process's CPU time, one torch thread),
 which other processes on a shared machine do not stretch, and beside them of examples per
 wall-clock second of decoding (`examples_per_s`), which they do.
+
+Its inputs (every run's summary, and each cached run's share of outputs that differ from the
+run without cache) are shipped to results/logs/cache.json; `--no-run` rebuilds the table from
+the run folders, else from there, without decoding.
 """
 
 from __future__ import annotations
@@ -17,13 +21,14 @@ from __future__ import annotations
 import csv
 import json
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from nclb.config.compose import compose
 from nclb.config.settings import resolve
-from nclb.runs.identity import run_folder
+from nclb.errors import UserError
+from nclb.runs.identity import run_folder, run_key
 from nclb.runs.runlog import read_records
 from nclb.runs.runner import run
 
@@ -78,18 +83,74 @@ def overrides(
     return keys + ([f"cache.refresh={refresh}"] if mode != "none" else [])
 
 
-def logged_run(keys: list[str]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-    """The summary and records of one setting: read back from its run folder when every
-    example was decoded by one invocation that logged its timing, else decoded now."""
+@dataclass
+class Inputs:
+    """What the table reads, as shipped beside it (results/logs/cache.json): the summary of
+    every run by run folder (nclb.runs.identity.run_key), and for each cached run the share of
+    its outputs that differ from the same decoder's without cache (computed from the records)."""
+
+    runs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    differing: dict[str, float] = field(default_factory=dict)
+
+    def as_log(self) -> dict[str, Any]:
+        """The JSON form: {"runs": {...}, "outputs_differing": {...}}."""
+        return {"runs": self.runs, "outputs_differing": self.differing}
+
+    @classmethod
+    def from_log(cls, data: dict[str, Any]) -> Inputs:
+        """Read back the JSON form ({} gives no inputs)."""
+        return cls(dict(data.get("runs") or {}), dict(data.get("outputs_differing") or {}))
+
+
+def complete(summary: dict[str, Any], cfg: dict[str, Any]) -> bool:
+    """Whether a summary covers every example asked for, decoded by one invocation that
+    logged its timing."""
+    return summary.get("n") == cfg["limit"] and bool(summary.get("cpu_seconds"))
+
+
+def logged_run(
+    keys: list[str], shipped: Inputs, execute: bool = True
+) -> tuple[str, dict[str, Any], dict[str, str] | None]:
+    """(run key, summary, outputs by example id) of one setting: read back from its run folder
+    when complete, else taken from `shipped` (outputs None: no records are shipped), else
+    decoded now (a UserError without `execute`)."""
     cfg = compose("config", keys)
     folder = run_folder(resolve(cfg))
-    summary_path = folder / "summary.json"
+    key, summary_path = run_key(folder), folder / "summary.json"
     if summary_path.exists():
         summary = json.loads(summary_path.read_text())
-        if summary.get("n") == cfg["limit"] and summary.get("cpu_seconds"):
-            return summary, read_records(folder / "records.jsonl")
+        if complete(summary, cfg):
+            return key, summary, outputs_of(folder)
+    kept = shipped.runs.get(key)
+    if kept is not None and complete(kept, cfg):
+        return key, kept, None
+    if not execute:
+        raise UserError(
+            f"the cache table's run {folder} is not logged (neither in its folder nor in the "
+            "shipped results/logs/cache.json); drop --no-run to decode it"
+        )
     summary = run(cfg)
-    return summary, read_records(folder / "records.jsonl")
+    return key, summary, outputs_of(folder)
+
+
+def outputs_of(folder: Path) -> dict[str, str]:
+    """The output of every example a run folder's records hold, by example id."""
+    return {r["id"]: r["output"] for r in read_records(folder / "records.jsonl")}
+
+
+def differing(
+    key: str, mine: dict[str, str] | None, plain: dict[str, str] | None, shipped: Inputs
+) -> float:
+    """The share of a cached run's outputs that differ from the run without cache: from both
+    runs' records, else the shipped share."""
+    if mine is not None and plain is not None:
+        return sum(mine[i] != plain[i] for i in mine) / len(mine)
+    if key not in shipped.differing:
+        raise UserError(
+            f"the cache table needs the records of {key} and of its run without cache, or the "
+            "share of differing outputs shipped in results/logs/cache.json; drop --no-run"
+        )
+    return shipped.differing[key]
 
 
 def timed(summary: dict[str, Any]) -> int:
@@ -103,16 +164,21 @@ def interval(p: float, n: int) -> float:
     return 1.96 * math.sqrt(p * (1 - p) / n) if n else float("nan")
 
 
-def build(out: Path, panels=PANELS) -> list[Row]:
-    """Every row of the table, decoding what is not logged yet."""
+def build(
+    out: Path, panels=PANELS, shipped: Inputs | None = None, execute: bool = True
+) -> tuple[list[Row], Inputs]:
+    """Every row of the table and the inputs it read, decoding what is neither logged under
+    `out` nor in `shipped` (a UserError instead without `execute`)."""
+    shipped = shipped or Inputs()
+    used = Inputs()
     rows = []
     for task, n, decoders, refresh, audit_n in panels:
-        outputs: dict[tuple[str, str], dict[str, str]] = {}
         for label, decoder in decoders.items():
+            plain = None
             for mode in MODES:
                 keys = overrides(task, n, decoder, mode, refresh, out)
-                summary, records = logged_run(keys)
-                outputs[label, mode] = {r["id"]: r["output"] for r in records}
+                key, summary, outputs = logged_run(keys, shipped, execute)
+                used.runs[key] = summary
                 row = Row(
                     task=task,
                     decoder=label,
@@ -125,11 +191,15 @@ def build(out: Path, panels=PANELS) -> list[Row]:
                     examples_per_s=summary["examples_per_s"],
                     examples_per_cpu_s=timed(summary) / summary["cpu_seconds"],
                 )
-                if mode != "none":
-                    plain, mine = outputs[label, "none"], outputs[label, mode]
-                    row.differ = sum(mine[i] != plain[i] for i in mine) / len(mine)
+                if mode == "none":
+                    plain = outputs
+                else:
+                    row.differ = used.differing[key] = differing(key, outputs, plain, shipped)
                     keys = overrides(task, audit_n, decoder, mode, refresh, out)
-                    audited, _ = logged_run([*keys, "cache.audit=true"])
+                    audit_key, audited, _ = logged_run(
+                        [*keys, "cache.audit=true"], shipped, execute
+                    )
+                    used.runs[audit_key] = audited
                     row.cache_kl = audited["mean_cache_kl"]
                 rows.append(row)
     for row in rows:
@@ -138,7 +208,9 @@ def build(out: Path, panels=PANELS) -> list[Row]:
         row.cpu_k1 = ratio(row.examples_per_cpu_s, k1.examples_per_cpu_s)
         row.wall_same = ratio(row.examples_per_s, same.examples_per_s)
         row.wall_k1 = ratio(row.examples_per_s, k1.examples_per_s)
-    return rows
+    used.runs = dict(sorted(used.runs.items()))
+    used.differing = dict(sorted(used.differing.items()))
+    return rows, used
 
 
 def ratio(a: float | None, b: float | None) -> float | None:
@@ -249,6 +321,7 @@ HEADER = (
 def write(rows: list[Row], results: Path, command: str, git: str) -> list[Path]:
     """results/cache.md and results/cache.csv."""
     csv_path, md_path = results / "cache.csv", results / "cache.md"
+    results.mkdir(parents=True, exist_ok=True)
     with csv_path.open("w", newline="") as f:
         w = csv.writer(f)
         w.writerow(COLUMNS)

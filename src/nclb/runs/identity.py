@@ -38,6 +38,12 @@ def run_dir(out_dir: Path, identity: dict[str, Any]) -> Path:
     return out_dir / names[0] / names[1] / f"{names[2]}-{digest}"
 
 
+def run_key(folder: Path) -> str:
+    """A run folder named the same on every machine, whatever its out_dir:
+    <model>/<task>/<decoder>-<hash>."""
+    return "/".join(Path(folder).parts[-3:])
+
+
 def settings_identity(s: RunSettings) -> dict[str, Any]:
     """The identity of resolved `nclb run` settings. log_trajectory=true joins it (records with
     every step are another run's than records without), and only then, so the folders of runs

@@ -1,6 +1,8 @@
 """Tables built from the outputs of the experiment commands: `nclb posterior` (Table 3, kind:
 posterior) and `nclb trace-score` (Figure 4, kind: correlation). Table 6 (KL, `metrics.kl=true`)
-and Table 4 (evaluating the fine-tuned checkpoints) are ordinary `nclb run` grids (kind: runs)."""
+and Table 4 (evaluating the fine-tuned checkpoints) are ordinary `nclb run` grids (kind: runs).
+Each writes the command summaries it read to results/logs/<stem>.json (nclb.tables.shipped);
+run=false rebuilds from them where a group's out_dir holds none."""
 
 from __future__ import annotations
 
@@ -43,10 +45,20 @@ def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
     return strip(a) == strip(b)
 
 
-def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[str, Any]:
+def shipped_command_summary(
+    cfg: dict[str, Any], shipped: list[dict[str, Any]]
+) -> dict[str, Any] | None:
+    """The shipped summary (results/logs/<stem>.json) made with this config, if any."""
+    return next((s for s in shipped if same_config(s.get("config") or {}, cfg)), None)
+
+
+def command_summary(
+    name: str, cfg: dict[str, Any], execute: bool, log, shipped: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
     """The summary.json that `nclb <name>` wrote to cfg's out_dir for this config, running the
     command in-process when it is missing, made with other settings, or older than the model's
-    local weights (a replaced checkpoint)."""
+    local weights (a replaced checkpoint). Without a usable one in out_dir, the one `shipped`
+    beside the table (nclb.tables.shipped) with the same config is taken, when there is one."""
     import importlib
 
     from nclb.runs.stale import weights_file
@@ -59,6 +71,9 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
         if fresh and same_config(summary.get("config") or {}, cfg):
             log(f"logged: {path}")
             return summary
+    if (summary := shipped_command_summary(cfg, shipped or [])) is not None:
+        log(f"shipped: the summary of {path.parent}")
+        return summary
     if not execute:
         raise UserError(
             f"no `nclb {name}` output for this setting in {path.parent}; drop run=false"
@@ -69,25 +84,46 @@ def command_summary(name: str, cfg: dict[str, Any], execute: bool, log) -> dict[
     return json.loads(path.read_text())
 
 
-def command_groups(grid: Grid, name: str, extra: list[str], execute: bool, log):
+def command_groups(
+    grid: Grid, name: str, extra: list[str], execute: bool, log, shipped: list[dict[str, Any]]
+):
     """(group, composed config, summary) for each group of a command grid; a group whose
-    `requires` input is missing is skipped when `optional: true` (a UserError otherwise)."""
+    `requires` input is missing is skipped when `optional: true` (a UserError otherwise),
+    unless its summary is `shipped` and nothing is to be run (run=false)."""
     from nclb.config.compose import check_groups, compose
 
     out, skipped = [], []
     for group in grid.groups:
+        overrides = merge_overrides([str(x) for x in group.get("overrides", [])], extra)
+        check_groups(overrides)
+        cfg = compose(EXPERIMENTS[name].config, overrides)
         message = missing_input(group)
+        if message and not execute and shipped_command_summary(cfg, shipped) is not None:
+            message = None  # nothing is run, so the input the command needs is not needed
         if message and group.get("optional"):
             log(f"skipped a group of {grid.name}: {message}")
             skipped.append(f"- skipped ({group.get('label', 'a group')}): {message}")
             continue
         if message:
             raise UserError(f"{grid.name}: {message}")
-        overrides = merge_overrides([str(x) for x in group.get("overrides", [])], extra)
-        check_groups(overrides)
-        cfg = compose(EXPERIMENTS[name].config, overrides)
-        out.append((group, cfg, command_summary(name, cfg, execute, log)))
+        out.append((group, cfg, command_summary(name, cfg, execute, log, shipped)))
     return out, skipped
+
+
+def command_inputs(results: Path, stem: str, execute: bool) -> list[dict[str, Any]]:
+    """The command summaries shipped beside a table, read only when nothing is run."""
+    from nclb.tables.shipped import read_shipped
+
+    return [] if execute else read_shipped(results, stem)
+
+
+def ship_command_summaries(results: Path, stem: str, groups: list) -> Path:
+    """Write the summary of each group a command table read to results/logs/<stem>.json,
+    keyed by the group's out_dir."""
+    from nclb.tables.shipped import write_log
+
+    runs = {str(cfg["out_dir"]): summary for _, cfg, summary in groups}
+    return write_log(results, stem, {"runs": dict(sorted(runs.items()))})
 
 
 POSTERIOR_ROWS = (
@@ -147,7 +183,9 @@ def posterior_table(
     """Table 3: the fraction of correct reasoning traces, ordinary vs posterior decoding."""
 
     require_command("posterior", grid.name)
-    groups, skipped = command_groups(grid, "posterior", extra, execute, log)
+    stem = output_stem(grid.name, grid.model_kind)
+    shipped = command_inputs(results, stem, execute)
+    groups, skipped = command_groups(grid, "posterior", extra, execute, log, shipped)
     records, lines = [], []
     for group, cfg, summary in groups:
         ref = group.get("paper_ref")
@@ -209,8 +247,8 @@ def posterior_table(
     ]
     if note := render_note(grid.note, grid.model_kind, log=log):
         header.append(note)
-    stem = output_stem(grid.name, grid.model_kind)
-    return write_outputs(results, stem, table, display, header)
+    paths = write_outputs(results, stem, table, display, header)
+    return [*paths, ship_command_summaries(results, stem, groups)]
 
 
 MIN_OUTCOMES = 20  # fewer wrong (or correct) generations than this: correlations unreliable
@@ -333,12 +371,13 @@ def correlation_figure(
     from nclb.tables.figures import save
 
     require_command("trace-score", grid.name)
-    groups, skipped = command_groups(grid, "trace-score", extra, execute, log)
+    stem = output_stem(grid.name, grid.model_kind)
+    shipped = command_inputs(results, stem, execute)
+    groups, skipped = command_groups(grid, "trace-score", extra, execute, log, shipped)
     if not groups:
         raise UserError(f"{grid.name}: no group could be built ({'; '.join(skipped)})")
     table, lines = correlation_rows(groups)
     fig = draw_correlation(table)
-    stem = output_stem(grid.name, grid.model_kind)
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     footer = f"{command}; " + "; ".join(line[2:] for line in lines)
     paths = save(fig, results, stem, title, footer)
@@ -370,4 +409,5 @@ def correlation_figure(
     if note := render_note(grid.note, grid.model_kind, log=log):
         header.append(note)
     display = correlation_display(table).reset_index(drop=True)
-    return paths + write_outputs(results, stem, table, display, header)
+    paths += write_outputs(results, stem, table, display, header)
+    return [*paths, ship_command_summaries(results, stem, groups)]

@@ -231,14 +231,15 @@ def front_table(
     from nclb.tables.build import build_frame
     from nclb.tables.notes import render_note
     from nclb.tables.runs import ensure_runs, plan
-    from nclb.tables.shipped import read_shipped, write_shipped
+    from nclb.tables.shipped import read_shipped, shipped_grid, write_shipped
     from nclb.tables.write import header_lines, model_title, provenance, write_outputs
 
     options: dict[str, Any] = grid.options
     reference, anchor = options.get("reference", "MED"), options.get("anchor", "MED lam=0.2")
     stem = name = grid.name if grid.model_kind == "tiny" else f"{grid.name}-{grid.model_kind}"
-    planned = plan(grid.rows, extra, ())
     shipped = [] if execute else read_shipped(results, stem)
+    grid = shipped_grid(grid, shipped, extra)
+    planned = plan(grid.rows, extra, ())
     summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
     if not join().leader:
         return []  # under torchrun the other ranks decode their share; rank 0 writes

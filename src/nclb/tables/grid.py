@@ -23,6 +23,7 @@ holds settings of non-run builders (kind != runs).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +70,7 @@ class Grid:
     options: dict[str, Any] = field(default_factory=dict)
     groups: list[dict[str, Any]] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)  # optional groups whose input is missing
+    left_out: dict[int, list[Row]] = field(default_factory=dict)  # their rows, by group index
 
 
 def grid_dir() -> Path:
@@ -159,13 +161,8 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
         )
     rows: list[Row] = []
     skipped: list[str] = []
+    left_out: dict[int, list[Row]] = {}
     for index, group in enumerate(models[model_kind] or []):
-        message = missing_input(group)
-        if message and group.get("optional"):
-            name = group.get("panel") or group.get("label") or f"group {index}"
-            split = f" ({group['split']})" if group.get("split") else ""
-            skipped.append(f"{name}{split}: {message}")
-            continue
         ref = group.get("paper_ref")
         defaults = {
             "overrides": [str(x) for x in group.get("overrides", [])],
@@ -181,6 +178,13 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
                 f"grid {path}: baseline {defaults['baseline']!r} is not a row label of group "
                 f"{index} ({sorted(labels)})"
             )
+        message = missing_input(group)
+        if message and group.get("optional"):
+            name = group.get("panel") or group.get("label") or f"group {index}"
+            split = f" ({group['split']})" if group.get("split") else ""
+            skipped.append(f"{name}{split}: {message}")
+            left_out[index] = group_rows
+            continue
         rows.extend(group_rows)
     return Grid(
         name=data.get("name", path.stem),
@@ -196,6 +200,7 @@ def load_grid(name: str, model_kind: str = "tiny") -> Grid:
         options=dict(data.get("options") or {}),
         groups=list(models[model_kind] or []),
         skipped=skipped,
+        left_out=left_out,
     )
 
 
@@ -212,6 +217,23 @@ def _metrics(data: dict[str, Any]) -> list[dict[str, Any]]:
 def output_stem(name: str, model_kind: str) -> str:
     """results/<name> for the tiny model, results/<name>-<model> for the others."""
     return name if model_kind == "tiny" else f"{name}-{model_kind}"
+
+
+def with_groups_back(grid: Grid, covered) -> Grid:
+    """The grid with each left-out optional group put back whose rows `covered(rows)` says are
+    all known without running (their summaries shipped beside the table: the missing input is
+    only needed to make the runs)."""
+    back = {i: rows for i, rows in grid.left_out.items() if covered(rows)}
+    if not back:
+        return grid
+    rows = sorted([*grid.rows, *(r for rows in back.values() for r in rows)], key=lambda r: r.group)
+    kept = [(i, line) for i, line in zip(grid.left_out, grid.skipped) if i not in back]
+    return dataclasses.replace(
+        grid,
+        rows=rows,
+        skipped=[line for _, line in kept],
+        left_out={i: grid.left_out[i] for i, _ in kept},
+    )
 
 
 def skipped_notes(grid: Grid) -> list[str]:

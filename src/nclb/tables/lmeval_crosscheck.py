@@ -5,6 +5,9 @@ records.jsonl holds every output with nclb's own verdict (the contexts are nclb'
 nclb's task scores them as `nclb run` would); lm_eval_samples.jsonl holds lm-eval's verdict on
 the same output under each of the task's rules (filter + metric). The table counts agreement per
 rule; every disagreement is listed in the notes below it and in <stem>-disagreements.csv.
+What the table reads of each evaluation (its summary, both verdicts on every output, the end of
+each output) is shipped to results/logs/<stem>.json; run=false rebuilds from it where the run
+folder is missing, without lm-eval installed.
 """
 
 from __future__ import annotations
@@ -17,11 +20,15 @@ import pandas as pd
 
 from nclb.errors import UserError
 from nclb.registry import register
+from nclb.runs.identity import run_key
 from nclb.runs.runlog import RECORDS, SUMMARY, read_records
+from nclb.tables.extras import same_config
 from nclb.tables.grid import Grid, merge_overrides, output_stem
 from nclb.tables.notes import render_note
+from nclb.tables.shipped import read_log, write_log
 from nclb.tables.write import fmt, latex, markdown, model_title
 
+OUTPUT_END = 120  # characters of an output's end a disagreement shows
 DISAGREEMENT_COLUMNS = [
     "setup",
     "rule",
@@ -35,8 +42,12 @@ DISAGREEMENT_COLUMNS = [
 ]
 
 
-def group_outputs(group: dict[str, Any], extra: list[str], execute: bool, log) -> dict[str, Any]:
-    """The evaluation of one grid group: its config, summary, records and lm-eval samples."""
+def group_outputs(
+    group: dict[str, Any], extra: list[str], execute: bool, log, shipped: dict[str, Any]
+) -> dict[str, Any]:
+    """The evaluation of one grid group: its config, summary, records and lm-eval samples
+    (run=false: from its run folder, else from `shipped`, the table's shipped inputs keyed by
+    run folder)."""
     from nclb.lmeval.command import SAMPLES, evaluate, harness_identity
     from nclb.lmeval.requests_log import run_folder
     from nclb.lmeval.settings import compose_evaluation, harness_options
@@ -50,7 +61,10 @@ def group_outputs(group: dict[str, Any], extra: list[str], execute: bool, log) -
 
         folder, _ = run_folder(resolve(cfg), harness_identity(harness_options(cfg)))
         if not (folder / SAMPLES).is_file():
-            raise UserError(f"no `nclb lm-eval` output in {folder}; drop run=false")
+            kept = shipped.get(run_key(folder))
+            if kept is None or not same_config(kept["summary"].get("config") or {}, cfg):
+                raise UserError(f"no `nclb lm-eval` output in {folder}; drop run=false")
+            return {**kept, "cfg": cfg, "folder": folder}
     samples = [json.loads(line) for line in (folder / SAMPLES).read_text().splitlines() if line]
     return {
         "cfg": cfg,
@@ -59,6 +73,50 @@ def group_outputs(group: dict[str, Any], extra: list[str], execute: bool, log) -
         "samples": samples,
         "folder": folder,
     }
+
+
+def record_key(sample: dict[str, Any]) -> str:
+    """The id of nclb's record of the output an lm-eval sample scored."""
+    return f"{sample['task']}/{sample['doc_id']}/0"
+
+
+def lm_eval_correct(value: Any) -> bool:
+    """lm-eval's verdict from a metric's value."""
+    return float(value) >= 0.5
+
+
+def compact_outputs(outputs: dict[str, Any]) -> dict[str, Any]:
+    """What the table reads of one evaluation, to ship beside it: the summary, nclb's verdict
+    on each output it scored and lm-eval's under each rule; and for an output the two disagree
+    on, what the disagreement shows (the gold answer, both readings, the output's end)."""
+    records, samples, disputed = outputs["records"], [], set()
+    for sample in outputs["samples"]:
+        record = records.get(record_key(sample))
+        differs = (
+            record is not None
+            and "correct" in record
+            and any(
+                lm_eval_correct(v) != bool(record["correct"]) for v in sample["metrics"].values()
+            )
+        )
+        if differs:
+            disputed.add(record_key(sample))
+        read = differs and sample["filter"] not in (None, "none")
+        samples.append(
+            {
+                **{k: sample[k] for k in ("task", "doc_id", "filter", "metrics")},
+                "filtered_resps": sample["filtered_resps"] if read else None,
+            }
+        )
+    kept = {}
+    for key, r in records.items():
+        if "correct" not in r:
+            continue
+        kept[key] = {"correct": r["correct"]}
+        if key in disputed:
+            kept[key].update({k: r.get(k) for k in ("example_id", "gold", "prediction")})
+            kept[key]["output"] = short(r.get("output"), OUTPUT_END)
+    return {"summary": outputs["summary"], "records": kept, "samples": samples}
 
 
 def short(text: Any, width: int = 70) -> str:
@@ -72,7 +130,7 @@ def compare(label: str, outputs: dict[str, Any]) -> tuple[list[dict], list[dict]
     cfg = outputs["cfg"]
     by_rule: dict[tuple[str, str, str], list[tuple[dict, dict, float]]] = {}
     for sample in outputs["samples"]:
-        record = outputs["records"].get(f"{sample['task']}/{sample['doc_id']}/0")
+        record = outputs["records"].get(record_key(sample))
         if record is None or "correct" not in record:
             continue  # not an nclb example: nclb has no verdict to compare
         for metric, value in sample["metrics"].items():
@@ -82,7 +140,7 @@ def compare(label: str, outputs: dict[str, Any]) -> tuple[list[dict], list[dict]
     for (task, filter_, metric), items in by_rule.items():
         rule = metric if filter_ in (None, "none") else f"{metric} ({filter_})"
         nclb = [bool(r["correct"]) for r, _, _ in items]
-        theirs = [v >= 0.5 for _, _, v in items]
+        theirs = [lm_eval_correct(v) for _, _, v in items]
         rows.append(
             {
                 "setup": label,
@@ -111,7 +169,7 @@ def compare(label: str, outputs: dict[str, Any]) -> tuple[list[dict], list[dict]
                         "nclb_correct": ours,
                         "lm_eval_read": read if filter_ not in (None, "none") else None,
                         "lm_eval_correct": other,
-                        "output_end": short(record.get("output"), 120),
+                        "output_end": short(record.get("output"), OUTPUT_END),
                     }
                 )
     return rows, disagreements
@@ -136,11 +194,15 @@ def crosscheck_table(
     """Write results/<stem>.{md,csv,tex} and <stem>-disagreements.csv."""
     from nclb.lmeval import require_lm_eval
 
-    require_lm_eval()
-    rows, disagreements, lines = [], [], []
+    if execute:
+        require_lm_eval()
+    stem = output_stem(grid.name, grid.model_kind)
+    shipped = {} if execute else read_log(results, stem).get("runs", {})
+    rows, disagreements, lines, kept = [], [], [], {}
     for group in grid.groups:
         label = group.get("label", "evaluation")
-        outputs = group_outputs(group, extra, execute, log)
+        outputs = group_outputs(group, extra, execute, log, shipped)
+        kept[run_key(outputs["folder"])] = compact_outputs(outputs)
         group_rows, group_disagreements = compare(label, outputs)
         rows += group_rows
         disagreements += group_disagreements
@@ -169,7 +231,6 @@ def crosscheck_table(
             "only lm-eval right": table.only_lm_eval_right,
         }
     )
-    stem = output_stem(grid.name, grid.model_kind)
     title = f"{grid.title} ({model_title(grid.model_kind)})"
     header = [
         title,
@@ -193,4 +254,4 @@ def crosscheck_table(
     paths.append(results / f"{stem}-disagreements.csv")
     frame = pd.DataFrame.from_records(disagreements, columns=DISAGREEMENT_COLUMNS)
     frame.to_csv(paths[-1], index=False)
-    return paths
+    return [*paths, write_log(results, stem, {"runs": dict(sorted(kept.items()))})]

@@ -97,22 +97,26 @@ def make_runs_table(
     from nclb.tables.contrast import contrast_notes
     from nclb.tables.figures import FIGURES
     from nclb.tables.notes import render_note
-    from nclb.tables.runs import ensure_runs, plan
-    from nclb.tables.shipped import read_shipped, write_shipped
+    from nclb.tables.runs import ensure_runs, known_summary, plan
+    from nclb.tables.shipped import read_shipped, shipped_grid, write_shipped
     from nclb.tables.write import model_title, provenance, write_table
 
+    stem = output_stem(grid.name, grid.model_kind)
+    required = tuple(m["source"] for m in grid.metrics if not m.get("optional"))
+    shipped = [] if execute else read_shipped(results, stem)
+    grid = shipped_grid(grid, shipped, extra, required)
     if not grid.rows:
         raise UserError(f"table {grid.name} has no rows for model={grid.model_kind}")
-    check_requires(grid)
+    if execute:
+        check_requires(grid)
     for spec in grid.figures:
         if spec.get("kind") not in FIGURES:
             raise UserError(
                 f"grid {grid.name}: figure kind {spec.get('kind')!r} is not one of {sorted(FIGURES)}"
             )
-    required = tuple(m["source"] for m in grid.metrics if not m.get("optional"))
     planned = plan(grid.rows, extra, required)
-    stem = output_stem(grid.name, grid.model_kind)
-    shipped = [] if execute else read_shipped(results, stem)
+    if not execute and not all(known_summary(p, shipped) for p in planned):
+        check_requires(grid)
     summaries = ensure_runs(planned, execute=execute, log=log, shipped=shipped)
     if not join().leader:
         return []  # under torchrun the other ranks decode their share; rank 0 writes

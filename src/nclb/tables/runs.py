@@ -107,6 +107,11 @@ def shipped_summary(run: PlannedRun, shipped: list[dict[str, Any]]) -> dict[str,
     return None
 
 
+def known_summary(run: PlannedRun, shipped: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The run's summary without running it: logged in its folder, else among the shipped ones."""
+    return logged_summary(run) or shipped_summary(run, shipped)
+
+
 def subset_summary(run: PlannedRun, summary: dict[str, Any]) -> dict[str, Any] | None:
     """The summary of the first `limit` examples (all when limit is null), computed from the
     records of a logged run of the same settings (None if any of those examples is missing).
@@ -176,9 +181,7 @@ def ensure_runs(
 
     summaries: dict[Path, dict[str, Any]] = {}
     for p in planned:
-        summary = logged_summary(p)
-        if summary is None:
-            summary = shipped_summary(p, shipped or [])
+        summary = known_summary(p, shipped or [])
         if summary is not None:
             summaries[p.folder] = summary
     missing = [p for p in planned if p.folder not in summaries]
