@@ -29,6 +29,7 @@ from nclb.models.build import build_model
 from nclb.runs.revision import git_revision
 from nclb.runs.runner import make_record
 from nclb.sampler import generate
+from nclb.sampler.cache import MODES
 from nclb.tasks.base import Task
 from nclb.tasks.build import build_task, model_context
 from nclb.types import Canvas, Example
@@ -49,7 +50,7 @@ GOAL_OVERHEAD = 0.10  # sampler share of step time
 GOAL_OCCUPANCY = 0.9  # with continuous batching, for the adaptive decoders below
 OCCUPANCY_DECODERS = ("MED lam=0.2", "k=1 + exit gamma=0.1")
 GOAL_WALL_PER_NFE = 0.8  # examples/s speed-up over NFE speed-up, against k=1
-CACHE_MODES = ("none", "prefix", "dual")
+CACHE_MODES = MODES  # none first: the baseline of the cache rows
 # The decoders measured with each cache mode (batch 64, continuous batching).
 CACHE_DECODERS = {
     REFERENCE: DECODERS[REFERENCE],
