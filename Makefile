@@ -46,8 +46,9 @@ lint: install
 	$(VENV)/bin/ruff check src tests scripts
 	$(VENV)/bin/ruff format --check src tests scripts
 
-# Throughput by batch size, sampler overhead, NFE per decoder -> results/bench.md (BENCH_ARGS:
-# e.g. --threads 1, --device cuda, --task sudoku9; see scripts/bench.py --help).
+# Throughput by batch size, sampler overhead, NFE per decoder, the key/value cache rows ->
+# results/bench.md (BENCH_ARGS: e.g. --threads 1, --device cuda, --task sudoku9, --cache '';
+# see scripts/bench.py --help). On LLaDA-8B shapes, on a GPU: scripts/bench_gpu.py.
 bench: install
 	$(PY) scripts/bench.py $(BENCH_ARGS)
 

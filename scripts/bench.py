@@ -1,7 +1,8 @@
-"""`make bench`: examples/s and tokens/s at batch 1, 8, 64, and per decoder at batch 64 the NFE,
+"""`make bench`: examples/s and tokens/s at batch 1, 8, 64; per decoder at batch 64 the NFE,
 occupancy, wall / NFE ratio against k=1 and the sampler's share of step time, with and without
-continuous batching, on the embedded tiny model; writes results/bench.md (see nclb.experiments.bench for
-how each number is measured)."""
+continuous batching; and for k=1, MED and MED + early exit with each key/value cache mode the
+forward ms per row, positions computed per row and occupancy; on the embedded tiny model; writes
+results/bench.md (see nclb.experiments.bench for how each number is measured)."""
 
 from __future__ import annotations
 
@@ -15,8 +16,12 @@ import torch
 from nclb.errors import UserError
 from nclb.experiments.bench import (
     BATCH_SIZES,
+    CACHE_DECODERS,
     DECODERS,
     REFERENCE,
+    Measurement,
+    cache_modes,
+    cache_verdict,
     load_workload,
     machine,
     measure,
@@ -24,6 +29,28 @@ from nclb.experiments.bench import (
     verdict,
     warm_up,
 )
+
+
+def measure_cache(work, modes: tuple[str, ...], decoders: list[Measurement]) -> list[Measurement]:
+    """The cache rows: each of CACHE_DECODERS with each mode, batch 64, continuous batching
+    (a decoder's no-cache row is its measurement above where there is one)."""
+    rows = []
+    for label, overrides in CACHE_DECODERS.items():
+        for mode in modes:
+            done = [m for m in decoders if m.label == label and m.continuous]
+            if mode == "none" and done:
+                m = done[0]
+            else:
+                m = measure(work, label, [*overrides, f"cache={mode}"], BATCH_SIZES[-1])
+            print(
+                f"{label:>28} cache={mode:<6}: NFE {m.mean_nfe:6.1f} acc "
+                f"{m.correct / m.examples:.3f} {m.computed_per_row:6.1f} positions/row "
+                f"{m.forward_ms_per_row:6.2f} ms/row occupancy {m.occupancy:.3f} "
+                f"{m.examples_per_s:7.1f} ex/s",
+                flush=True,
+            )
+            rows.append(m)
+    return rows
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -37,13 +64,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--device", default="cpu", help="cpu | cuda | auto")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     parser.add_argument("--out", default="results/bench.md")
+    parser.add_argument(
+        "--cache",
+        default="none,prefix,dual",
+        help="cache modes of the cache rows, comma-separated ('' for no cache rows)",
+    )
     parser.add_argument("--note", action="append", default=[], help="a line for the notes")
     args = parser.parse_args(argv)
+    modes = cache_modes(args.cache)
     if args.threads:
         torch.set_num_threads(args.threads)
     work = load_workload(args.model, args.task, args.n, args.device)
+    if any(mode != "none" for mode in modes) and work.model.cached_forward is None:
+        raise UserError(
+            f"--cache {args.cache}: model={args.model} has no key/value cache forward; "
+            "pass --cache ''"
+        )
     meta = machine(work.model)
-    warm_up(work)
+    warm_up(work, modes)
     throughput = []
     for size in BATCH_SIZES:
         m = measure(work, REFERENCE, DECODERS[REFERENCE], size)
@@ -67,6 +105,7 @@ def main(argv: list[str] | None = None) -> None:
                 flush=True,
             )
             decoders.append(m)
+    cache = measure_cache(work, modes, decoders)
     notes = list(args.note)
     if hasattr(os, "getloadavg"):
         load = os.getloadavg()[0]
@@ -80,11 +119,11 @@ def main(argv: list[str] | None = None) -> None:
         f"model={args.model}, task={args.task}, the first {args.n} test examples, "
         f"{len(work.items[0][1].region)} generated positions per example"
     )
-    text = render(meta, workload, throughput, decoders, notes)
+    text = render(meta, workload, throughput, decoders, notes, cache)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)
-    print("\n".join(verdict(throughput, decoders)))
+    print("\n".join(verdict(throughput, decoders) + cache_verdict(cache)))
     print(f"wrote {out}")
 
 

@@ -19,15 +19,13 @@ import time
 
 import torch
 
-from nclb.models.hf import FAMILIES, HFMaskedLM, load_hf_model, resolve_device, resolve_dtype
+from nclb.models.hf import HFMaskedLM, load_hf_model, resolve_device, resolve_dtype
 from nclb.models.standin import (
     REAL_SIZES,
     SMALL_SIZES,
     SPECS,
     build_standin,
-    standin_config,
-    standin_model,
-    standin_tokenizer,
+    in_memory_standin,
 )
 
 
@@ -49,20 +47,6 @@ def check_load_path(family: str, device: torch.device, dtype: torch.dtype) -> No
     if not torch.isfinite(logits).all():
         raise SystemExit("load path: logits are not finite")
     print(f"load path: ok ({model.device} {model.dtype}, logits {list(logits.shape)} finite)")
-
-
-def build_in_memory(family: str, sizes: dict, device: torch.device, dtype: torch.dtype):
-    """The adapter over a random-weight model of `sizes`, built directly on `device`."""
-    tokenizer = standin_tokenizer(family)
-    config = standin_config(family, tokenizer, **sizes)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = standin_model(config)
-    finally:
-        torch.set_default_dtype(default)
-    return HFMaskedLM(model, tokenizer, FAMILIES[family])
 
 
 def time_forward(model: HFMaskedLM, ids: torch.Tensor, mask, warmup: int, reps: int) -> float:
@@ -102,7 +86,7 @@ def main(argv: list[str] | None = None) -> None:
 
     sizes = SMALL_SIZES if args.small else REAL_SIZES[args.family]
     start = time.perf_counter()
-    model = build_in_memory(args.family, sizes, device, dtype)
+    model = in_memory_standin(args.family, device, dtype, **sizes)
     sync(device)
     params = sum(p.numel() for p in model.model.parameters())
     print(

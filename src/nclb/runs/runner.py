@@ -52,6 +52,7 @@ def decode(
     streams: list[int] | None = None,
     on_done: Callable[[int, Generation], None] | None = None,
     continuous: bool = True,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Decode every canvas with at most `batch_size` rows in flight; returns the generations in
     canvas order and calls `on_done(index, generation)` as each finishes.
@@ -60,7 +61,8 @@ def decode(
     decodes consecutive batches of `batch_size`, each to its last row. A model that cannot pad
     (LLaDA) gets one queue per prompt length. streams: one random stream id per canvas
     (`stream_id(seed, example id)`); without them they are derived from one draw of
-    `generator`. Either way a canvas's samples do not depend on the batching.
+    `generator`. Either way a canvas's samples do not depend on the batching. on_step(rows):
+    called at each step with its rows in flight (nclb.sampler.generate).
     """
     if streams is None:
         streams = default_streams(len(canvases), generator)
@@ -88,6 +90,7 @@ def decode(
             on_done=done,
             batch_size=batch_size,
             streams=[streams[i] for i in queue],
+            on_step=on_step,
         )
     return out
 

@@ -376,9 +376,11 @@ class Decoding:
         batch_size: int,
         streams: list[int],
         on_done: Callable[[int, Generation], None] | None,
+        on_step: Callable[[int], None] | None = None,
     ) -> None:
         self.model, self.canvases, self.decoder, self.cfg = model, canvases, decoder, cfg
         self.batch_size, self.streams, self.on_done = batch_size, streams, on_done
+        self.on_step = on_step
         self.device = torch.device(model.device)
         self.gen_length = len(canvases[0].region) if canvases else 0
         if any(len(c.region) != self.gen_length for c in canvases):
@@ -449,6 +451,8 @@ class Decoding:
         uniform = None
         if cfg.temperature > 0:
             uniform = uniforms(r.keys[:, TOKEN], r.nfe, g)
+        if self.on_step is not None:
+            self.on_step(len(r))
         s, logits = self.forward(window, uniform)
         view = StepView(
             candidates=masked & window,
@@ -653,6 +657,7 @@ def generate(
     on_done: Callable[[int, Generation], None] | None = None,
     batch_size: int | None = None,
     streams: list[int] | None = None,
+    on_step: Callable[[int], None] | None = None,
 ) -> list[Generation]:
     """Fill the masked region positions of every canvas, one forward pass per step.
 
@@ -662,6 +667,9 @@ def generate(
     streams: one random stream id per canvas (nclb.sampler.streams.stream_id(seed, example id)):
     a canvas's samples then depend on its stream only. Without them, stream i is derived from
     one number drawn from `generator` (or torch's global generator) and i.
+    on_step(rows): called at each step, before its forward pass, with the rows in flight (a
+    timing or occupancy hook; with a cache the pass may be two model calls, the refreshing rows
+    and the others, and it is still one step).
     """
     if streams is None:
         streams = default_streams(len(canvases), generator)
@@ -670,7 +678,7 @@ def generate(
     size = len(canvases) if batch_size is None else batch_size
     if size < 1:
         Integer(min=1).check("batch_size", batch_size)
-    state = Decoding(model, canvases, decoder, cfg, size, streams, on_done)
+    state = Decoding(model, canvases, decoder, cfg, size, streams, on_done, on_step)
     state.refill()
     while state.rows is not None:
         done = state.step()

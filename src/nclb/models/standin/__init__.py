@@ -18,6 +18,7 @@ import torch
 from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
 from transformers import PretrainedConfig, PreTrainedModel, PreTrainedTokenizerFast
 
+from nclb.models.hf import FAMILIES, HFMaskedLM
 from nclb.models.standin import modeling_dream_standin, modeling_llada_standin
 
 CHARS = "\n" + "".join(chr(c) for c in range(32, 127))
@@ -219,6 +220,24 @@ def standin_model(config: PretrainedConfig) -> PreTrainedModel:
     """A random-weight model of the config's family (built on the current default device)."""
     spec = get_spec(config.model_type.lower())
     return getattr(spec.module, spec.model_class)(config).eval()
+
+
+def in_memory_standin(
+    family: str, device: torch.device, dtype: torch.dtype, **sizes: int
+) -> HFMaskedLM:
+    """The adapter over a random-weight model of `family` sized as `sizes` (as in
+    standin_config), built directly on `device` in `dtype` (nothing written; for a model of
+    the real shape, REAL_SIZES, on a GPU). Seed torch first for reproducible weights."""
+    tokenizer = standin_tokenizer(family)
+    config = standin_config(family, tokenizer, **sizes)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = standin_model(config)
+    finally:
+        torch.set_default_dtype(default)
+    return HFMaskedLM(model, tokenizer, FAMILIES[family])
 
 
 def build_standin(family: str, out_dir: str | Path, seed: int = 0, **sizes: int) -> Path:
