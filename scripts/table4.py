@@ -26,7 +26,9 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HARD = ["task.min_steps=3", "task.max_steps=3"]
+# Every command names the arith task: `nclb posterior` and `nclb trace-score` default to chain.
+ARITH = ["task=arith"]
+HARD = [*ARITH, "task.min_steps=3", "task.max_steps=3"]
 
 
 def nclb(*args: str) -> None:
@@ -42,7 +44,7 @@ def trace_scores(finetuned: str, base: str, device: list[str], args) -> dict:
     scores = {}
     for label, path, task in (
         ("ft-gold, 3-step test", finetuned, HARD),
-        ("base, 2-3 step test", base, []),
+        ("base, 2-3 step test", base, ARITH),
     ):
         out = Path(args.out) / f"trace-{len(scores) + 1}"
         nclb(
