@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from pathlib import Path
 
 import torch
 
-from nclb.errors import UserError
+from nclb.errors import UserError, exit_on_user_error
 from nclb.experiments.bench import (
     BATCH_SIZES,
     CACHE_DECODERS,
@@ -128,8 +127,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_user_error(main)

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 from dataclasses import fields, replace
 from pathlib import Path
 
 import torch
 
-from nclb.errors import UserError
+from nclb.errors import UserError, exit_on_user_error
 from nclb.experiments.bench import cache_modes
 from nclb.experiments.bench_gpu import LLADA_8B, SMALL, Shapes, render, run_bench
 from nclb.models.hf import resolve_device, resolve_dtype
@@ -73,8 +72,4 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_user_error(main)

@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from nclb.errors import UserError
+from nclb.errors import exit_on_user_error
 from nclb.experiments.cache_table import Inputs, build, write
 from nclb.tables.shipped import read_log, write_log
 from nclb.tables.write import revisions
@@ -42,8 +42,4 @@ def main(argv: list[str] | None = None) -> list[Path]:
 
 
 if __name__ == "__main__":
-    try:
-        main()
-    except UserError as err:
-        print(f"error: {err}", file=sys.stderr)
-        raise SystemExit(2) from None
+    exit_on_user_error(main)

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import errno
+import sys
+from collections.abc import Callable
 
 # What to do about a file-system error, by errno.
 FILE_SYSTEM_FIXES = {
@@ -28,3 +30,12 @@ def file_system_message(err: OSError) -> str:
     reason = err.strerror or str(err) or type(err).__name__
     fix = FILE_SYSTEM_FIXES.get(err.errno, "check the path and the disk")
     return f"{reason}{where}: {fix}; finished records are kept, rerun the command to resume"
+
+
+def exit_on_user_error(main: Callable[[], None]) -> None:
+    """Run a script's main: a UserError ends it with its one-line message and exit status 2."""
+    try:
+        main()
+    except UserError as err:
+        print(f"error: {err}", file=sys.stderr)
+        raise SystemExit(2) from None

@@ -213,12 +213,7 @@ def measure(
         batch_size=batch_size,
         continuous=continuous,
         examples=len(records),
-        seconds=t.seconds,
-        forward_seconds=t.forward_seconds,
-        forward_calls=t.calls,
-        forward_rows=sum(t.pass_rows),
-        passes=len(t.pass_rows),
-        full_passes=sum(rows == batch_size for rows in t.pass_rows),
+        **t.measurement_fields(batch_size),
         gen_tokens=sum(r["gen_tokens"] for r in records),
         nfe=sum(r["nfe"] for r in records),
         max_nfe=max(r["nfe"] for r in records),
@@ -228,7 +223,6 @@ def measure(
         cache=s.sampler.cache.mode,
         computed=sum(r["computed"] for r in records),
         refreshes=sum(r["refreshes"] for r in records),
-        refresh_seconds=t.refresh_seconds,
     )
 
 

@@ -159,12 +159,7 @@ def from_generations(
         batch_size=batch_size,
         continuous=True,
         examples=len(gens),
-        seconds=t.seconds,
-        forward_seconds=t.forward_seconds,
-        forward_calls=t.calls,
-        forward_rows=sum(t.pass_rows),
-        passes=len(t.pass_rows),
-        full_passes=sum(rows == batch_size for rows in t.pass_rows),
+        **t.measurement_fields(batch_size),
         gen_tokens=sum(len(s.positions) for g in gens for s in g.steps),
         nfe=sum(g.nfe for g in gens),
         max_nfe=max(g.nfe for g in gens),
@@ -174,7 +169,6 @@ def from_generations(
         cache=mode,
         computed=sum(g.computed for g in gens),
         refreshes=sum(g.refreshes for g in gens),
-        refresh_seconds=t.refresh_seconds,
     )
 
 

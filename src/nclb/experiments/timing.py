@@ -103,6 +103,19 @@ class DecodeTiming:
     calls: int
     pass_rows: list[int]
 
+    def measurement_fields(self, batch_size: int) -> dict[str, float | int]:
+        """The timing and pass fields of a bench Measurement (full passes: those of
+        `batch_size` rows)."""
+        return {
+            "seconds": self.seconds,
+            "forward_seconds": self.forward_seconds,
+            "forward_calls": self.calls,
+            "forward_rows": sum(self.pass_rows),
+            "passes": len(self.pass_rows),
+            "full_passes": sum(rows == batch_size for rows in self.pass_rows),
+            "refresh_seconds": self.refresh_seconds,
+        }
+
 
 def timed_decode(
     model: MaskedLM,
