@@ -281,3 +281,14 @@ def test_the_cache_table_rebuilds_from_its_shipped_inputs(tmp_path, monkeypatch)
     assert not out.exists()
     with pytest.raises(UserError, match="is not logged .* drop --no-run"):
         script.main(["--out-dir", str(out), "--results", str(tmp_path / "x"), "--no-run"])
+
+
+def test_configs_that_differ_only_in_where_the_data_is_read_are_the_same() -> None:
+    """A shipped summary logged with the data in one folder serves a clone whose data is in
+    another (task.data_dir, like the device, is not part of what a run computes)."""
+    from nclb.tables.extras import same_config
+
+    here = {"task": {"name": "gsm8k", "data_dir": "/a/data"}, "model": {"name": "reference"}}
+    there = {"task": {"name": "gsm8k", "data_dir": "/b/data"}, "model": {"name": "reference"}}
+    assert same_config(here, there)
+    assert not same_config(here, {**there, "task": {"name": "math", "data_dir": "/a/data"}})

@@ -16,6 +16,7 @@ from nclb.config.paths import config_dir
 from nclb.errors import UserError
 from nclb.experiments import EXPERIMENTS
 from nclb.registry import register
+from nclb.runs.identity import MODEL_NOT_IDENTITY, TASK_NOT_IDENTITY
 from nclb.tables.build import paper_entry, paper_numbers, wilson_interval
 from nclb.tables.grid import Grid, merge_overrides, missing_input, output_stem
 from nclb.tables.notes import render_note
@@ -37,10 +38,15 @@ def require_command(name: str, what: str) -> None:
 
 
 def same_config(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether two configs of a command compute the same outputs (device/batch/threads aside)."""
+    """Whether two configs of a command compute the same outputs (device/batch/threads aside,
+    and the model and task keys a run's identity leaves out, such as where the data is read)."""
 
     def strip(cfg: dict[str, Any]) -> Any:
-        return canonical({k: v for k, v in cfg.items() if k not in VOLATILE})
+        kept = {k: v for k, v in cfg.items() if k not in VOLATILE}
+        for group, left_out in (("model", MODEL_NOT_IDENTITY), ("task", TASK_NOT_IDENTITY)):
+            if isinstance(kept.get(group), dict):
+                kept[group] = {k: v for k, v in kept[group].items() if k not in left_out}
+        return canonical(kept)
 
     return strip(a) == strip(b)
 
