@@ -294,7 +294,14 @@ generation_kwargs:
 
 def test_hub_task_offline_is_one_line(tmp_path, monkeypatch, capsys) -> None:
     """A task whose data is on the hub fails, without the hub, with what to download."""
+    import datasets.config
+    import huggingface_hub.constants
+
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    # The hub libraries read HF_HUB_OFFLINE once, on import (already done here): without these
+    # the download is tried, and retried with back-off for about 20 s before it fails.
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(datasets.config, "HF_HUB_OFFLINE", True)
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))  # no cached copy
     (tmp_path / "tasks").mkdir()
     (tmp_path / "tasks" / "hub_arc.yaml").write_text(HUB_TASK)

@@ -164,8 +164,12 @@ class Sudoku9Task:
         return Example(id=id, prompt=self.marker, gold=solution, meta={"puzzle": puzzle})
 
     def examples(self, limit: int | None = None) -> list[Example]:
-        """The fixed held-out test set (first `limit` items; generated once per process)."""
-        return self.generate(self.n_test, self.seed)[:limit]
+        """The fixed held-out test set (first `limit` items; generated once per process).
+
+        Puzzles come from one seeded stream in order, so the first `limit` are generated alone.
+        """
+        n = self.n_test if limit is None else min(limit, self.n_test)
+        return self.generate(n, self.seed)
 
     def train_stream(self, seed: int) -> Iterator[Example]:
         """Endless training items: random full grids (all cells blank), test solutions excluded.
