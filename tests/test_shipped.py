@@ -94,6 +94,14 @@ def test_a_committed_table_rebuilds_byte_identical_from_its_shipped_logs(
         assert path.read_bytes() == original.read_bytes(), f"{name} differs from results/{name}"
 
 
+def test_every_committed_table_ships_its_logs():
+    """Each table in results/ (not the README or the bench reports, which are timings and not
+    built from logs) has its inputs in results/logs, so the test above covers it."""
+    tables = {p.stem for p in RESULTS.glob("*.md")} - {"README"}
+    tables = {stem for stem in tables if not stem.startswith("bench")}
+    assert tables - {p.stem for p in SHIPPED} == set()
+
+
 def snapshot(paths: list[Path]) -> dict[str, bytes]:
     """Each written file's bytes, by name."""
     return {p.name: p.read_bytes() for p in paths}
