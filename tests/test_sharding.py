@@ -98,12 +98,12 @@ def torchrun(cwd, *args: str) -> subprocess.CompletedProcess:
 
 
 def test_a_table_under_torchrun_exits_0_on_every_rank_and_equals_one_process(tmp_path):
-    table = ["table", "table1", "model=tiny", "limit=5", "device=cpu", "allow_dirty=true"]
+    table = ["table", "table2", "model=tiny", "limit=5", "device=cpu", "allow_dirty=true"]
     table += ["out_dir=runs", "results=tables"]
     (tmp_path / "two").mkdir()
     done = torchrun(tmp_path / "two", *table)
     assert done.returncode == 0, done.stderr[-3000:]
-    assert "rank 1: rank 0 wrote tables/table1.md" in done.stdout
+    assert "rank 1: rank 0 wrote tables/table2.md" in done.stdout
     (tmp_path / "one").mkdir()
     single = subprocess.run(
         [sys.executable, "-m", "nclb", *table],
@@ -113,7 +113,7 @@ def test_a_table_under_torchrun_exits_0_on_every_rank_and_equals_one_process(tmp
         timeout=600,
     )
     assert single.returncode == 0, single.stderr[-3000:]
-    for name in ("table1.md", "table1.csv", "table1.tex"):
+    for name in ("table2.md", "table2.csv", "table2-gamma.csv"):
         one = (tmp_path / "one" / "tables" / name).read_text()
         assert (tmp_path / "two" / "tables" / name).read_text() == one, name
 
