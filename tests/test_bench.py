@@ -3,9 +3,7 @@ cache rows (on the tiny model, a few examples)."""
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 
@@ -22,6 +20,7 @@ from nclb.experiments.bench import (
     render,
     verdict,
 )
+from script_module import script
 
 
 def test_timing_hook_counts_every_forward_pass_and_the_report_has_the_ratios():
@@ -129,15 +128,6 @@ def test_cache_modes_are_checked_in_one_line():
     assert cache_modes("none, dual") == ("none", "dual") and cache_modes("") == ()
     with pytest.raises(UserError, match="fast is not a cache mode; give a comma-separated"):
         cache_modes("dual,fast")
-
-
-def script(name: str):
-    """A script in scripts/ as a module (its main runs in this process)."""
-    path = Path(__file__).resolve().parents[1] / "scripts" / f"{name}.py"
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_the_script_measures_each_cache_decoder_and_reuses_the_no_cache_rows(tiny):

@@ -3,9 +3,7 @@ CPU: the positions each mode computes, the passes, the report and the command's 
 
 from __future__ import annotations
 
-import importlib.util
 from dataclasses import replace
-from pathlib import Path
 
 import pytest
 import torch
@@ -19,16 +17,9 @@ from nclb.experiments.bench_gpu import (
     render,
     run_bench,
 )
+from script_module import script
 
 CPU = torch.device("cpu")
-
-
-def script():
-    path = Path(__file__).resolve().parents[1] / "scripts" / "bench_gpu.py"
-    spec = importlib.util.spec_from_file_location("bench_gpu", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_each_mode_computes_the_positions_its_cache_leaves(one_torch_thread):
@@ -71,7 +62,7 @@ def test_the_full_pass_of_the_own_forward_is_the_remote_codes(one_torch_thread):
 def test_the_command_writes_the_report(tmp_path, one_torch_thread):
     out = tmp_path / "bench-gpu.md"
     args = "--small --device cpu --n 2 --batch 2 --gen-length 16 --out".split()
-    script().main([*args, str(out)])
+    script("bench_gpu").main([*args, str(out)])
     text = out.read_text()
     assert "16 masked positions, block 8" in text and "| prefix |" in text
     assert "measured on a CPU: a smoke test of the command, not the GPU figures" in text
@@ -88,7 +79,7 @@ def test_the_command_writes_the_report(tmp_path, one_torch_thread):
 )
 def test_bad_flags_are_one_line_errors(args, needle, tmp_path):
     with pytest.raises(UserError, match=needle) as err:
-        script().main([*args, "--out", str(tmp_path / "x.md")])
+        script("bench_gpu").main([*args, "--out", str(tmp_path / "x.md")])
     assert "\n" not in str(err.value)
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from pathlib import Path
@@ -13,8 +12,8 @@ import torch
 from nclb.config.compose import compose
 from nclb.models.hf import FAMILIES, ModelLoadError, dtype_keyword, load_hf_model
 from nclb.models.standin import build_standin
+from script_module import script
 
-ROOT = Path(__file__).resolve().parents[1]
 NO_GPU = not torch.cuda.is_available()
 
 
@@ -246,14 +245,6 @@ def test_bad_settings_are_one_line_errors(folders, cfg, needle):
     with pytest.raises(ModelLoadError) as err:
         load_hf_model({"family": "llada", "path": str(folders["llada"]), **cfg})
     assert needle in one_line(err)
-
-
-def script(name: str):
-    """A script in scripts/ as a module (its main runs in this process)."""
-    spec = importlib.util.spec_from_file_location(name, ROOT / "scripts" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def test_gpu_check_small_runs(capsys):

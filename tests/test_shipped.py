@@ -6,7 +6,6 @@ cross-check and the cache table."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import re
 import shutil
@@ -23,21 +22,12 @@ from nclb.locations import REPO_ROOT
 from nclb.runs.identity import run_folder
 from nclb.tables import committed
 from nclb.tables.make import make_table
+from script_module import script
 
 RESULTS = REPO_ROOT / "results"
 SHIPPED = sorted((RESULTS / "logs").glob("*.json"))
 FIGURES = (".png", ".svg")
 QUIET = {"log": lambda *args, **kwargs: None}
-
-
-def cache_script():
-    """scripts/cache_table.py as a module (`make cache`)."""
-    spec = importlib.util.spec_from_file_location(
-        "cache_table", REPO_ROOT / "scripts/cache_table.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def grid_and_model(stem: str) -> tuple[str, str]:
@@ -51,7 +41,7 @@ def grid_and_model(stem: str) -> tuple[str, str]:
 def rebuild(stem: str) -> list[Path]:
     """Rebuild results/<stem>.* in the current folder from its shipped inputs, running nothing."""
     if stem == "cache":
-        return cache_script().main(["--no-run"])
+        return script("cache_table").main(["--no-run"])
     name, model = grid_and_model(stem)
     return make_table([name, f"model={model}", "run=false"], **QUIET)
 
@@ -275,20 +265,20 @@ def log_cache_runs(out: Path) -> None:
 
 
 def test_the_cache_table_rebuilds_from_its_shipped_inputs(tmp_path, monkeypatch):
-    script = cache_script()
+    cache = script("cache_table")
     out, results = tmp_path / "cache", tmp_path / "results"
     log_cache_runs(out)
     args = ["--out-dir", str(out), "--results", str(results)]
-    first = snapshot(script.main(args))
+    first = snapshot(cache.main(args))
     assert set(first) == {"cache.md", "cache.csv", "cache.json"}
     shipped = json.loads(first["cache.json"])
     assert len(shipped["runs"]) == sum(len(d) * 5 for _, _, d, _, _ in PANELS)
     assert "git rev0, rev1" in first["cache.md"].decode()
     shutil.rmtree(out)
-    assert snapshot(script.main([*args, "--no-run"])) == first
+    assert snapshot(cache.main([*args, "--no-run"])) == first
     assert not out.exists()
     with pytest.raises(UserError, match="is not logged .* drop --no-run"):
-        script.main(["--out-dir", str(out), "--results", str(tmp_path / "x"), "--no-run"])
+        cache.main(["--out-dir", str(out), "--results", str(tmp_path / "x"), "--no-run"])
 
 
 def test_configs_that_differ_only_in_where_the_data_is_read_are_the_same() -> None:

@@ -3,7 +3,6 @@ Table 4), whatever task `nclb posterior` and `nclb trace-score` default to."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import sys
 from argparse import Namespace
@@ -11,14 +10,7 @@ from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load_script():
-    spec = importlib.util.spec_from_file_location("table4_script", ROOT / "scripts" / "table4.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+from script_module import script
 
 
 class Stop(Exception):
@@ -31,7 +23,7 @@ def task_of(args: tuple[str, ...]) -> str | None:
 
 
 def test_posterior_and_finetune_commands_name_the_arith_task(tmp_path, monkeypatch) -> None:
-    script = load_script()
+    table4 = script("table4")
     calls: list[tuple[str, ...]] = []
 
     def record(*args: str) -> None:
@@ -39,16 +31,16 @@ def test_posterior_and_finetune_commands_name_the_arith_task(tmp_path, monkeypat
         if args[0] == "finetune":
             raise Stop
 
-    monkeypatch.setattr(script, "nclb", record)
+    monkeypatch.setattr(table4, "nclb", record)
     monkeypatch.setattr(sys, "argv", ["table4.py", "--out", str(tmp_path)])
     with pytest.raises(Stop):
-        script.main()
+        table4.main()
     assert [c[0] for c in calls] == ["posterior", "posterior", "finetune"]
     assert all(task_of(c) == "arith" for c in calls), calls
 
 
 def test_trace_score_commands_name_the_arith_task(tmp_path, monkeypatch) -> None:
-    script = load_script()
+    table4 = script("table4")
     calls: list[tuple[str, ...]] = []
 
     def record(*args: str) -> None:
@@ -57,8 +49,8 @@ def test_trace_score_commands_name_the_arith_task(tmp_path, monkeypatch) -> None
         out.mkdir(parents=True)
         (out / "summary.json").write_text(json.dumps({"accuracy": 0.5, "n": 2}))
 
-    monkeypatch.setattr(script, "nclb", record)
+    monkeypatch.setattr(table4, "nclb", record)
     args = Namespace(out=str(tmp_path), eval_n=2)
-    scores = script.trace_scores("ft", "base", [], args)
+    scores = table4.trace_scores("ft", "base", [], args)
     assert len(scores) == 2 and [c[0] for c in calls] == ["trace-score", "trace-score"]
     assert all(task_of(c) == "arith" for c in calls), calls
